@@ -1,0 +1,258 @@
+//! Reading records out of a segment file through a bounded window, for
+//! point reads, streaming iteration, verification and recovery alike.
+//!
+//! Every length read from disk is checked against the format's limits and the
+//! end of the valid data before anything is allocated.
+
+use std::io;
+
+use bytes::Bytes;
+
+use crate::format::legacy::{self, DefectV1, V1_CONTENT_LEN_LEN, V1_PREFIX_LEN};
+use crate::format::record::{self, Binding, Defect};
+use crate::format::{REC_FIXED_LEN, get_u16};
+use crate::segment::Segment;
+use crate::storage::{StorageFile, read_exact_at, read_up_to};
+
+/// Bytes buffered per cursor. A v1 record's lengths always fit in it.
+pub(crate) const WINDOW_BYTES: usize = 128 * 1024;
+const _: () = assert!(WINDOW_BYTES >= V1_PREFIX_LEN + u16::MAX as usize + V1_CONTENT_LEN_LEN);
+
+/// A record read from a segment.
+#[derive(Debug, Clone)]
+pub(crate) struct RawRecord {
+    pub total_len: u64,
+    pub timestamp_ms: Option<u64>,
+    pub header: Option<Bytes>,
+    pub content: Bytes,
+}
+
+/// Why the bytes at a position are not a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bad {
+    V2(Defect),
+    V1(DefectV1),
+}
+
+impl std::fmt::Display for Bad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bad::V2(d) => d.fmt(f),
+            Bad::V1(d) => d.fmt(f),
+        }
+    }
+}
+
+/// What the cursor needs to know about a segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegmentMeta {
+    pub key_hash: u64,
+    pub sequence: u64,
+    pub version: u32,
+}
+
+impl From<&Segment> for SegmentMeta {
+    fn from(s: &Segment) -> Self {
+        Self {
+            key_hash: s.key_hash,
+            sequence: s.sequence,
+            version: s.version,
+        }
+    }
+}
+
+/// A read-ahead window over one file.
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    buf: Vec<u8>,
+    start: u64,
+    len: usize,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Self::with_capacity(WINDOW_BYTES)
+    }
+}
+
+impl Cursor {
+    pub fn with_capacity(cap: usize) -> Self {
+        Self {
+            buf: vec![0; cap],
+            start: 0,
+            len: 0,
+        }
+    }
+
+    /// Forget the buffered bytes (the next read refills from the file).
+    pub fn reset(&mut self) {
+        self.len = 0;
+    }
+
+    /// Bytes `[pos, min(pos + want, end))`, buffered; `want` ≤ capacity.
+    fn window(
+        &mut self,
+        file: &dyn StorageFile,
+        pos: u64,
+        want: usize,
+        end: u64,
+    ) -> io::Result<&[u8]> {
+        let avail = usize::try_from(end.saturating_sub(pos)).unwrap_or(usize::MAX);
+        let want = want.min(avail).min(self.buf.len());
+        let buffered_end = self.start + self.len as u64;
+        if pos < self.start || pos + want as u64 > buffered_end {
+            let fill = self.buf.len().min(avail);
+            let got = read_up_to(file, &mut self.buf[..fill], pos)?;
+            self.start = pos;
+            self.len = got;
+        }
+        let from = usize::try_from(pos - self.start).unwrap_or(usize::MAX);
+        let upto = (from + want).min(self.len);
+        Ok(self.buf.get(from..upto).unwrap_or(&[]))
+    }
+
+    /// Read and verify the record at `pos`, with `end` the end of the valid
+    /// data. `Ok(Err(_))` describes bytes that are not a valid record.
+    pub fn record_at(
+        &mut self,
+        file: &dyn StorageFile,
+        meta: SegmentMeta,
+        pos: u64,
+        end: u64,
+    ) -> io::Result<Result<RawRecord, Bad>> {
+        if meta.version == crate::format::FORMAT_VERSION_LEGACY {
+            return self.v1_record_at(file, pos, end);
+        }
+        let binding = Binding {
+            key_hash: meta.key_hash,
+            sequence: meta.sequence,
+            position: pos,
+        };
+        let fixed_bytes = self.window(file, pos, REC_FIXED_LEN, end)?;
+        if fixed_bytes.len() < REC_FIXED_LEN {
+            return Ok(Err(Bad::V2(Defect::PastEnd)));
+        }
+        let fixed = match record::parse_fixed(fixed_bytes) {
+            Ok(f) => f,
+            Err(d) => return Ok(Err(Bad::V2(d))),
+        };
+        let total = fixed.total_len();
+        if total > end.saturating_sub(pos) {
+            return Ok(Err(Bad::V2(Defect::PastEnd)));
+        }
+        // `total` fits before `end`, which is at most the file's size, so the
+        // allocation below is bounded by real data.
+        let total_usize = usize::try_from(total).unwrap_or(usize::MAX);
+        let whole: Bytes = if total_usize <= self.buf.len() {
+            Bytes::copy_from_slice(self.window(file, pos, total_usize, end)?)
+        } else {
+            let mut v = vec![0u8; total_usize];
+            read_exact_at(file, &mut v, pos)?;
+            Bytes::from(v)
+        };
+        if whole.len() != total_usize {
+            return Ok(Err(Bad::V2(Defect::PastEnd)));
+        }
+        match record::decode(&whole, binding) {
+            Ok(d) => {
+                let header_end = REC_FIXED_LEN + usize::from(d.fixed.header_len);
+                Ok(Ok(RawRecord {
+                    total_len: total,
+                    timestamp_ms: Some(d.fixed.timestamp_ms),
+                    header: d
+                        .fixed
+                        .has_header
+                        .then(|| whole.slice(REC_FIXED_LEN..header_end)),
+                    content: whole.slice(header_end..),
+                }))
+            }
+            Err(d) => Ok(Err(Bad::V2(d))),
+        }
+    }
+
+    fn v1_record_at(
+        &mut self,
+        file: &dyn StorageFile,
+        pos: u64,
+        end: u64,
+    ) -> io::Result<Result<RawRecord, Bad>> {
+        let head = self.window(file, pos, WINDOW_BYTES, end)?;
+        let total = match legacy::decode(head) {
+            Ok(d) => d.total_len,
+            Err(DefectV1::PastEnd) if head.len() >= V1_PREFIX_LEN => {
+                // Possibly longer than the window: work the length out from
+                // the length fields, which the window always holds.
+                match v1_total_len(head) {
+                    Some(t) if t <= end.saturating_sub(pos) && t > head.len() as u64 => {
+                        usize::try_from(t).unwrap_or(usize::MAX)
+                    }
+                    _ => return Ok(Err(Bad::V1(DefectV1::PastEnd))),
+                }
+            }
+            Err(d) => return Ok(Err(Bad::V1(d))),
+        };
+        let whole = if total <= head.len() {
+            Bytes::copy_from_slice(&head[..total])
+        } else {
+            let mut v = vec![0u8; total];
+            read_exact_at(file, &mut v, pos)?;
+            Bytes::from(v)
+        };
+        match legacy::decode(&whole) {
+            Ok(d) => {
+                let header = d.header.map(|h| whole.slice_ref(h));
+                let content = whole.slice_ref(d.content);
+                Ok(Ok(RawRecord {
+                    total_len: total as u64,
+                    timestamp_ms: None,
+                    header,
+                    content,
+                }))
+            }
+            Err(d) => Ok(Err(Bad::V1(d))),
+        }
+    }
+
+    /// Is there a verifiable version-2 record anywhere in `[from, end)`?
+    ///
+    /// Used to tell a torn tail (nothing valid after the damage) from
+    /// corruption in the middle of the log (valid records follow it).
+    pub fn any_valid_after(
+        &mut self,
+        file: &dyn StorageFile,
+        meta: SegmentMeta,
+        from: u64,
+        end: u64,
+    ) -> io::Result<Option<u64>> {
+        if meta.version == crate::format::FORMAT_VERSION_LEGACY {
+            // Version 1 has no checksum: nothing after damage can be trusted.
+            return Ok(None);
+        }
+        let mut pos = from;
+        while pos + REC_FIXED_LEN as u64 <= end {
+            let plausible = {
+                let fixed = self.window(file, pos, REC_FIXED_LEN, end)?;
+                fixed.len() == REC_FIXED_LEN
+                    && record::parse_fixed(fixed)
+                        .is_ok_and(|f| f.total_len() <= end.saturating_sub(pos))
+            };
+            if plausible && self.record_at(file, meta, pos, end)?.is_ok() {
+                return Ok(Some(pos));
+            }
+            pos += 1;
+        }
+        Ok(None)
+    }
+}
+
+/// Total length of a v1 record from its length fields, if they are present.
+fn v1_total_len(head: &[u8]) -> Option<u64> {
+    let header_len = usize::from(get_u16(head, crate::format::V1_REC_HEADER_LEN_OFFSET));
+    let at = V1_PREFIX_LEN + header_len;
+    let len_bytes = head.get(at..at + V1_CONTENT_LEN_LEN)?;
+    let content_len = crate::format::get_u64(len_bytes, 0);
+    if content_len > crate::format::MAX_CONTENT_BYTES as u64 {
+        return None;
+    }
+    Some((at + V1_CONTENT_LEN_LEN) as u64 + content_len)
+}

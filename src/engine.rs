@@ -1,0 +1,172 @@
+//! State shared by a `Wal` handle and its iterators: configuration, the
+//! handle cache, the key table and the directory's durability watermark.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::cache::{Evicted, HandleCache};
+use crate::error::{Result, WalError, io_at};
+use crate::keylog::KeyLog;
+use crate::options::Config;
+use crate::segment::Segment;
+use crate::storage::{OpenMode, StorageFile};
+use crate::watermark::Watermark;
+
+#[derive(Debug)]
+pub(crate) struct Engine {
+    pub config: Config,
+    pub cache: HandleCache,
+    pub keys: RwLock<HashMap<u64, Arc<KeyLog>>>,
+    /// Why this handle cannot write, if it cannot.
+    pub read_only: Option<String>,
+    pub closed: AtomicBool,
+    /// Counts directory changes (segment creations and removals).
+    dir_generation: AtomicU64,
+    /// Which directory changes are known durable.
+    dir_durability: Watermark,
+}
+
+/// `EMFILE`/`ENFILE`: the process or system is out of file descriptors.
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+impl Engine {
+    pub fn new(config: Config, read_only: Option<String>) -> Self {
+        let cache = HandleCache::new(config.max_open_files);
+        Self {
+            config,
+            cache,
+            keys: RwLock::new(HashMap::new()),
+            read_only,
+            closed: AtomicBool::new(false),
+            // Generation 1 stands for "whatever the directory held at open":
+            // its entries may not be durable yet (a process crash keeps
+            // them in the page cache only), so the first durable append
+            // syncs the directory once.
+            dir_generation: AtomicU64::new(1),
+            dir_durability: Watermark::new(0),
+        }
+    }
+
+    pub fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(WalError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        match &self.read_only {
+            Some(why) => Err(WalError::ReadOnly(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    pub fn key_log(&self, key_hash: u64) -> Option<Arc<KeyLog>> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key_hash)
+            .cloned()
+    }
+
+    pub fn all_keys(&self) -> Vec<Arc<KeyLog>> {
+        self.keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Record a directory change (a create or a remove); returns its generation.
+    pub fn dir_changed(&self) -> u64 {
+        self.dir_generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Make every directory change up to `generation` durable.
+    pub fn sync_dir_through(&self, generation: u64) -> Result<()> {
+        let dir = &self.config.dir;
+        self.dir_durability
+            .wait_synced(
+                generation,
+                || self.dir_generation.load(Ordering::Acquire),
+                || self.config.storage.sync_dir(dir),
+            )
+            .map_err(|m| WalError::Poisoned(format!("directory {}: {m}", dir.display())))
+    }
+
+    /// Make the segment's bytes up to `target` durable, sharing the fsync
+    /// with every other thread waiting on the same segment.
+    pub fn make_durable(&self, seg: &Arc<Segment>, target: u64) -> Result<()> {
+        // IMPORTANT: the segment's directory entry must survive power loss
+        // before any record in it is acknowledged, or the whole file could
+        // vanish with the records the caller was told are durable.
+        self.sync_dir_through(seg.dir_generation)?;
+        let file = self.file(seg)?;
+        seg.durability
+            .wait_synced(target, || seg.end(), || file.sync_data())
+            .map_err(|m| WalError::Poisoned(format!("segment {}: {m}", seg.path.display())))
+    }
+
+    /// An open handle to the segment's file, from the cache if possible.
+    pub fn file(&self, seg: &Arc<Segment>) -> Result<Arc<dyn StorageFile>> {
+        if let Some(f) = self.cache.get(seg.id()) {
+            return Ok(f);
+        }
+        let mode = if self.read_only.is_some() {
+            OpenMode::Read
+        } else {
+            OpenMode::ReadWrite
+        };
+        let storage = &self.config.storage;
+        let file = match storage.open(&seg.path, mode) {
+            Err(e) if out_of_descriptors(&e) => {
+                // The process limit is below our cache size: close half of
+                // what we hold and lower the cap, then try once more.
+                self.flush_evicted(self.cache.shrink());
+                storage.open(&seg.path, mode)
+            }
+            other => other,
+        }
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => {
+                WalError::EntryNotFound(format!("segment {} no longer exists", seg.path.display()))
+            }
+            _ => io_at(&seg.path, "open", e),
+        })?;
+        let (file, evicted) = self.cache.insert(seg, file);
+        self.flush_evicted(evicted);
+        Ok(file)
+    }
+
+    /// Add a freshly created file to the cache.
+    pub fn adopt(&self, seg: &Arc<Segment>, file: Arc<dyn StorageFile>) {
+        let (_, evicted) = self.cache.insert(seg, file);
+        self.flush_evicted(evicted);
+    }
+
+    /// Sync evicted handles that still have unsynced writes before closing
+    /// them: after a close, a later fsync through another descriptor might
+    /// not report a write-back error that happened in between. A failure
+    /// poisons that segment, so no caller is ever told its data is durable.
+    pub fn flush_evicted(&self, evicted: Vec<Evicted>) {
+        for (seg, file) in evicted {
+            if !seg.is_dirty() {
+                continue;
+            }
+            let target = seg.end();
+            let synced = seg
+                .durability
+                .wait_synced(target, || seg.end(), || file.sync_data());
+            // A failure is not lost: the watermark keeps it, and every later
+            // append to or durable wait on that segment returns it.
+            debug_assert!(synced.is_ok() || seg.durability.failure().is_some());
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! References to records, and records read back with their metadata.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bytes::Bytes;
+
+/// Where a record lives: its key's hash, its segment's sequence number, and
+/// its byte offset within the segment after the segment header.
+///
+/// The printable form is `key_hash:sequence_number:offset`.
+///
+/// ```
+/// use nano_wal::EntryRef;
+/// let r = EntryRef { key_hash: 42, sequence_number: 1, offset: 0 };
+/// assert_eq!(r.to_string(), "42:1:0");
+/// assert_eq!("42:1:0".parse::<EntryRef>().ok(), Some(r));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntryRef {
+    /// Hash of the key, as in the segment file names; never 0.
+    pub key_hash: u64,
+    /// Sequence number of the segment; a key's first segment is 1.
+    pub sequence_number: u64,
+    /// Byte offset within the segment file, after the segment header.
+    pub offset: u64,
+}
+
+impl fmt::Display for EntryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}",
+            self.key_hash, self.sequence_number, self.offset
+        )
+    }
+}
+
+/// Why a string is not an [`EntryRef`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid entry reference {0:?}: expected key_hash:sequence_number:offset")]
+pub struct ParseEntryRefError(String);
+
+impl FromStr for EntryRef {
+    type Err = ParseEntryRefError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseEntryRefError(s.to_owned());
+        let mut parts = s.split(':');
+        let mut next = || {
+            parts
+                .next()
+                .and_then(|p| p.parse::<u64>().ok())
+                .ok_or_else(err)
+        };
+        let r = EntryRef {
+            key_hash: next()?,
+            sequence_number: next()?,
+            offset: next()?,
+        };
+        if parts.next().is_some() {
+            return Err(err());
+        }
+        Ok(r)
+    }
+}
+
+/// A record read back with everything stored with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Record {
+    /// Where the record lives.
+    pub entry_ref: EntryRef,
+    /// The header given at append time; `None` if none was given.
+    pub header: Option<Bytes>,
+    /// The content.
+    pub content: Bytes,
+    /// Append time in milliseconds since the Unix epoch; `None` for records
+    /// written by nano-wal 0.5, which stored none.
+    pub timestamp_unix_ms: Option<u64>,
+}

@@ -1,0 +1,273 @@
+//! One key's segment set and its writer.
+//!
+//! Appends to one key are serialized by the key's writer mutex; different
+//! keys never wait for each other. The segment table has its own lock, so
+//! reads do not wait for appends.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use crate::engine::Engine;
+use crate::entry_ref::EntryRef;
+use crate::error::{Result, WalError, io_at};
+use crate::format::record::{self, Binding};
+use crate::format::{FORMAT_VERSION_CURRENT, segment_header};
+use crate::key::segment_file_name;
+use crate::segment::Segment;
+use crate::storage::{OpenMode, write_all_at};
+
+/// Encoded records for one key, waiting for their positions.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub bytes: Vec<u8>,
+    /// `(start in bytes, length, body CRC)` of each record.
+    pub records: Vec<(usize, usize, u32)>,
+}
+
+impl Pending {
+    pub fn push(&mut self, header: Option<&[u8]>, content: &[u8], timestamp_ms: u64) {
+        let start = self.bytes.len();
+        let body_crc = record::encode_body(&mut self.bytes, header, content, timestamp_ms);
+        self.records
+            .push((start, self.bytes.len() - start, body_crc));
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub active: Option<Arc<Segment>>,
+    pub next_sequence: u64,
+    pub poisoned: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) struct KeyLog {
+    pub key: Vec<u8>,
+    pub key_hash: u64,
+    /// The sanitized key used in file names.
+    pub name_prefix: String,
+    segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    writer: Mutex<Writer>,
+}
+
+impl KeyLog {
+    pub fn new(
+        key: Vec<u8>,
+        key_hash: u64,
+        name_prefix: String,
+        segments: BTreeMap<u64, Arc<Segment>>,
+        writer: Writer,
+    ) -> Self {
+        Self {
+            key,
+            key_hash,
+            name_prefix,
+            segments: RwLock::new(segments),
+            writer: Mutex::new(writer),
+        }
+    }
+
+    pub fn segment(&self, sequence: u64) -> Option<Arc<Segment>> {
+        self.segments
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&sequence)
+            .cloned()
+    }
+
+    /// The segments with sequence ≥ `from`, oldest first.
+    pub fn segments_from(&self, from: u64) -> Vec<Arc<Segment>> {
+        let table = self.segments.read().unwrap_or_else(PoisonError::into_inner);
+        table.range(from..).map(|(_, s)| s.clone()).collect()
+    }
+
+    pub fn has_records(&self) -> bool {
+        let table = self.segments.read().unwrap_or_else(PoisonError::into_inner);
+        table.values().any(|s| s.has_records())
+    }
+
+    pub fn lock_writer(&self) -> MutexGuard<'_, Writer> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn insert_segment(&self, seg: Arc<Segment>) {
+        self.segments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(seg.sequence, seg);
+    }
+
+    pub fn remove_segment(&self, sequence: u64) -> Option<Arc<Segment>> {
+        self.segments
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&sequence)
+    }
+
+    /// Write `pending` at the end of the key's log, rotating as needed.
+    ///
+    /// Returns a reference per record and, per segment written, the end the
+    /// caller must sync through for durability.
+    pub fn append(
+        &self,
+        engine: &Engine,
+        mut pending: Pending,
+        now_ms: u64,
+    ) -> Result<(Vec<EntryRef>, Vec<(Arc<Segment>, u64)>)> {
+        let mut w = self.lock_writer();
+        if let Some(msg) = &w.poisoned {
+            return Err(WalError::Poisoned(msg.clone()));
+        }
+        let mut refs = Vec::with_capacity(pending.records.len());
+        let mut touched = Vec::new();
+        let mut i = 0;
+        while i < pending.records.len() {
+            let first_len = pending.records[i].1 as u64;
+            let seg = self.active_for(&mut w, engine, now_ms, first_len)?;
+            let start_pos = seg.end();
+            let mut pos = start_pos;
+            let mut j = i;
+            while let Some(&(at, len, body_crc)) = pending.records.get(j) {
+                let fits = pos + len as u64 <= engine.config.max_segment_bytes;
+                if j > i && !fits {
+                    break;
+                }
+                let binding = Binding {
+                    key_hash: self.key_hash,
+                    sequence: seg.sequence,
+                    position: pos,
+                };
+                record::seal(&mut pending.bytes[at..at + len], body_crc, binding);
+                refs.push(EntryRef {
+                    key_hash: self.key_hash,
+                    sequence_number: seg.sequence,
+                    offset: pos - seg.header_len,
+                });
+                pos += len as u64;
+                j += 1;
+            }
+            let from = pending.records[i].0;
+            let to = pending.records.get(j).map_or(pending.bytes.len(), |r| r.0);
+            self.write_at(&mut w, engine, &seg, &pending.bytes[from..to], start_pos)?;
+            // Readers may now see the records: they are complete in the file.
+            seg.set_end(pos);
+            touched.push((seg, pos));
+            i = j;
+        }
+        Ok((refs, touched))
+    }
+
+    /// One positional write of whole records; on failure no partial record
+    /// stays visible, and the writer is poisoned unless that is certain.
+    fn write_at(
+        &self,
+        w: &mut Writer,
+        engine: &Engine,
+        seg: &Arc<Segment>,
+        bytes: &[u8],
+        pos: u64,
+    ) -> Result<()> {
+        let file = engine.file(seg)?;
+        let Err(e) = write_all_at(&*file, bytes, pos) else {
+            return Ok(());
+        };
+        let err = io_at(&seg.path, "write", e);
+        // Cut whatever part of the batch reached the file, so the file ends
+        // at a record boundary again. Nothing was acknowledged yet.
+        match file.set_len(pos) {
+            Ok(()) if matches!(err, WalError::StorageFull(_)) => Err(err),
+            Ok(()) | Err(_) => {
+                let msg = format!("{err}");
+                seg.durability.poison(msg.clone());
+                w.poisoned = Some(msg);
+                Err(err)
+            }
+        }
+    }
+
+    /// The segment to append a record of `record_len` bytes to, rotating by
+    /// time or size first if needed.
+    fn active_for(
+        &self,
+        w: &mut Writer,
+        engine: &Engine,
+        now_ms: u64,
+        record_len: u64,
+    ) -> Result<Arc<Segment>> {
+        if let Some(seg) = w.active.clone() {
+            if let Some(msg) = seg.durability.failure() {
+                w.poisoned = Some(msg.clone());
+                return Err(WalError::Poisoned(msg));
+            }
+            let time_up = now_ms >= seg.rotate_at_ms;
+            let full =
+                seg.has_records() && seg.end() + record_len > engine.config.max_segment_bytes;
+            if !time_up && !full {
+                return Ok(seg);
+            }
+            self.seal(w, engine, &seg)?;
+        }
+        self.create_segment(w, engine, now_ms)
+    }
+
+    /// Make every byte of the active segment durable and stop appending to it.
+    pub fn seal(&self, w: &mut Writer, engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
+        // IMPORTANT: a later segment may receive durable records; if this
+        // one's tail were still volatile, power loss could leave a gap
+        // before them. So the old segment is synced before it is replaced.
+        if let Err(e) = engine.make_durable(seg, seg.end()) {
+            w.poisoned = Some(format!("{e}"));
+            return Err(e);
+        }
+        w.active = None;
+        Ok(())
+    }
+
+    /// Create the next segment and make it active.
+    pub fn create_segment(
+        &self,
+        w: &mut Writer,
+        engine: &Engine,
+        now_ms: u64,
+    ) -> Result<Arc<Segment>> {
+        let sequence = w.next_sequence;
+        let rotate_at = now_ms.saturating_add(engine.config.options.segment_period_ms());
+        let header = segment_header::encode(&self.key, self.key_hash, sequence, now_ms, rotate_at);
+        let path = engine.config.dir.join(segment_file_name(
+            &self.name_prefix,
+            self.key_hash,
+            sequence,
+        ));
+        let storage = &engine.config.storage;
+        let file = storage
+            .open(&path, OpenMode::CreateNew)
+            .map_err(|e| io_at(&path, "create", e))?;
+        let generation = engine.dir_changed();
+        if let Err(e) = write_all_at(&*file, &header, 0) {
+            let err = io_at(&path, "write header of", e);
+            // Remove the half-made file so the sequence can be used again
+            // (sequences stay contiguous). If that fails too, a file with a
+            // bad header would sit before later segments, so stop here.
+            if let Err(rm) = storage.remove_file(&path) {
+                w.poisoned = Some(format!("{err}; then removing it failed: {rm}"));
+            }
+            return Err(err);
+        }
+        w.next_sequence = sequence + 1;
+        let header_len = header.len() as u64;
+        let seg = Arc::new(Segment::new(
+            self.key_hash,
+            sequence,
+            path,
+            FORMAT_VERSION_CURRENT,
+            header_len,
+            rotate_at,
+            header_len,
+            generation,
+        ));
+        engine.adopt(&seg, file);
+        self.insert_segment(seg.clone());
+        w.active = Some(seg.clone());
+        Ok(seg)
+    }
+}

@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod cache;
+mod clock;
+mod cursor;
+mod engine;
+mod entry_ref;
+mod error;
+mod format;
+mod iter;
+mod key;
+mod keylog;
+mod options;
+mod recovery;
+mod retention;
+mod segment;
+pub mod storage;
+mod wal;
+mod watermark;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use entry_ref::{EntryRef, ParseEntryRefError, Record};
+pub use error::{Result, WalError};
+pub use format::{MAX_CONTENT_BYTES, MAX_HEADER_BYTES, MAX_KEY_BYTES};
+pub use iter::{Contents, Records};
+pub use key::key_hash;
+pub use options::{
+    DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, RecoveryMode, WalBuilder,
+    WalOptions,
+};
+pub use recovery::{RecoveryReport, TornTail};
+pub use wal::{LOCK_FILE_NAME, Wal};

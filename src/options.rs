@@ -1,0 +1,255 @@
+//! nano-wal 0.5's `WalOptions`, the recovery policy, and the builder for
+//! everything new.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Result, WalError};
+use crate::storage::{StdStorage, Storage};
+
+/// Retention and time-based rotation, exactly as in nano-wal 0.5.
+///
+/// ```
+/// use nano_wal::WalOptions;
+/// use std::time::Duration;
+/// let options = WalOptions::default()
+///     .retention(Duration::from_secs(3600))
+///     .segments_per_retention_period(4);
+/// assert!(options.validate().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+pub struct WalOptions {
+    /// How long entries are kept before [`crate::Wal::compact`] may remove
+    /// them. Default: 1 week.
+    pub entry_retention: Duration,
+    /// Segments per retention period: a key's active segment is rotated
+    /// after `entry_retention / segments_per_retention_period`. Default: 10.
+    pub segments_per_retention_period: u32,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        Self {
+            entry_retention: Duration::from_secs(60 * 60 * 24 * 7),
+            segments_per_retention_period: 10,
+        }
+    }
+}
+
+impl WalOptions {
+    /// Options with a custom retention and the default segment count.
+    pub fn with_retention(retention: Duration) -> Self {
+        Self {
+            entry_retention: retention,
+            ..Self::default()
+        }
+    }
+
+    /// Options with a custom segment count and the default retention.
+    pub fn with_segments_per_retention_period(segments: u32) -> Self {
+        Self {
+            segments_per_retention_period: segments,
+            ..Self::default()
+        }
+    }
+
+    /// Set the retention (chainable).
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.entry_retention = retention;
+        self
+    }
+
+    /// Set the segments per retention period (chainable).
+    #[must_use]
+    pub fn segments_per_retention_period(mut self, segments: u32) -> Self {
+        self.segments_per_retention_period = segments;
+        self
+    }
+
+    /// Check the options.
+    ///
+    /// # Errors
+    /// [`WalError::InvalidConfig`] if the retention is under a second or the
+    /// segment count is zero.
+    pub fn validate(&self) -> Result<()> {
+        if self.entry_retention.as_secs() == 0 {
+            return Err(WalError::InvalidConfig(
+                "entry_retention must be greater than 0".into(),
+            ));
+        }
+        if self.segments_per_retention_period == 0 {
+            return Err(WalError::InvalidConfig(
+                "segments_per_retention_period must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn retention_ms(&self) -> u64 {
+        u64::try_from(self.entry_retention.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn segment_period_ms(&self) -> u64 {
+        (self.retention_ms() / u64::from(self.segments_per_retention_period)).max(1)
+    }
+}
+
+/// What opening does with damaged data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RecoveryMode {
+    /// A damaged or incomplete record at the very end of a key's last
+    /// segment, with no valid record after it, is a torn write from a crash:
+    /// it is cut off and reported in [`crate::RecoveryReport`]. Damage with
+    /// valid records after it is corruption and fails the open.
+    #[default]
+    TolerateTornTail,
+    /// Any damage, even a torn tail, fails the open. Nothing is changed.
+    AbsoluteConsistency,
+}
+
+/// Smallest accepted `max_segment_bytes`.
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
+/// Default `max_segment_bytes`: 64 MiB.
+pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 << 20;
+/// Default `max_open_files`.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 1024;
+
+/// Everything the engine is configured with.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub dir: PathBuf,
+    pub options: WalOptions,
+    pub max_segment_bytes: u64,
+    pub max_open_files: usize,
+    pub recovery: RecoveryMode,
+    pub read_only: bool,
+    pub clock: Arc<dyn Clock>,
+    pub storage: Arc<dyn Storage>,
+}
+
+/// Builds a [`crate::Wal`] with settings beyond nano-wal 0.5's.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use nano_wal::Wal;
+/// use std::time::Duration;
+/// let wal = Wal::builder(dir.path())
+///     .retention(Duration::from_secs(3600))
+///     .max_segment_bytes(1 << 20)
+///     .max_open_files(64)
+///     .open()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct WalBuilder {
+    pub(crate) config: Config,
+}
+
+impl WalBuilder {
+    pub(crate) fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            config: Config {
+                dir: dir.into(),
+                options: WalOptions::default(),
+                max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
+                max_open_files: DEFAULT_MAX_OPEN_FILES,
+                recovery: RecoveryMode::default(),
+                read_only: false,
+                clock: Arc::new(SystemClock),
+                storage: Arc::new(StdStorage),
+            },
+        }
+    }
+
+    /// Retention and rotation as a 0.5 [`WalOptions`]. Default: `WalOptions::default()`.
+    pub fn options(mut self, options: WalOptions) -> Self {
+        self.config.options = options;
+        self
+    }
+
+    /// How long entries are kept. Default: 1 week.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.config.options.entry_retention = retention;
+        self
+    }
+
+    /// Segments per retention period (time-based rotation). Default: 10.
+    pub fn segments_per_retention_period(mut self, segments: u32) -> Self {
+        self.config.options.segments_per_retention_period = segments;
+        self
+    }
+
+    /// A key's active segment is rotated before it would grow past this many
+    /// bytes; a single larger record gets a segment of its own. At least
+    /// [`MIN_SEGMENT_BYTES`]. Default: 64 MiB.
+    pub fn max_segment_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_segment_bytes = bytes;
+        self
+    }
+
+    /// Most segment files held open at once (least recently used are closed).
+    /// If the process runs out of descriptors first, the cache shrinks.
+    /// Default: 1024.
+    pub fn max_open_files(mut self, files: usize) -> Self {
+        self.config.max_open_files = files;
+        self
+    }
+
+    /// What opening does with damaged data. Default: [`RecoveryMode::TolerateTornTail`].
+    pub fn recovery(mut self, mode: RecoveryMode) -> Self {
+        self.config.recovery = mode;
+        self
+    }
+
+    /// Open without taking the writer lock and without changing anything on
+    /// disk; every change fails with [`WalError::ReadOnly`]. Default: false.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.config.read_only = read_only;
+        self
+    }
+
+    /// The clock used for record timestamps, rotation and retention.
+    /// Default: the system clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// The file system under the engine; for fault-injection tests.
+    /// Default: [`StdStorage`].
+    #[doc(hidden)]
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.config.storage = storage;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        self.config.options.validate()?;
+        if self.config.max_segment_bytes < MIN_SEGMENT_BYTES {
+            return Err(WalError::InvalidConfig(format!(
+                "max_segment_bytes must be at least {MIN_SEGMENT_BYTES}"
+            )));
+        }
+        if self.config.max_open_files == 0 {
+            return Err(WalError::InvalidConfig(
+                "max_open_files must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Open the WAL. A writer takes the directory's lock and fails with
+    /// [`WalError::Locked`] if another writer holds it.
+    ///
+    /// # Errors
+    /// Invalid configuration, a held lock, I/O errors, and corruption that
+    /// the recovery mode does not tolerate.
+    pub fn open(self) -> Result<crate::Wal> {
+        crate::Wal::open_with(self, false)
+    }
+}

@@ -1,0 +1,322 @@
+//! Opening: list the directory once, read each segment's header, and scan
+//! each key's last segment to find where its valid data ends.
+//!
+//! Named policy ([`RecoveryMode`]): a damaged record at the end of a key's
+//! last segment with nothing valid after it is a torn write and is cut off
+//! (`TolerateTornTail`); damage followed by a valid record is corruption and
+//! fails the open, naming the file and offset.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::cursor::{Cursor, SegmentMeta};
+use crate::engine::Engine;
+use crate::error::{Result, WalError, io_at};
+use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN};
+use crate::format::{FORMAT_VERSION_CURRENT, FORMAT_VERSION_LEGACY, SH_FIXED_LEN};
+use crate::key::parse_segment_file_name;
+use crate::keylog::{KeyLog, Writer};
+use crate::options::RecoveryMode;
+use crate::segment::Segment;
+use crate::storage::{OpenMode, StorageFile, read_exact_at};
+
+/// What opening found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Segment files found.
+    pub segments: usize,
+    /// Torn writes cut off (or, read-only, ignored) at the end of a key.
+    pub torn_tails: Vec<TornTail>,
+}
+
+/// A torn write found at the end of a key's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TornTail {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Byte position in the file where the valid data ends.
+    pub file_position: u64,
+    /// Bytes after it that were not a valid record.
+    pub bytes_dropped: u64,
+    /// What was wrong with them.
+    pub reason: String,
+    /// Whether the bytes were removed from disk (a read-only open leaves them).
+    pub repaired: bool,
+}
+
+pub(crate) fn corrupted(
+    path: &std::path::Path,
+    position: u64,
+    what: impl std::fmt::Display,
+) -> WalError {
+    WalError::CorruptedData(format!(
+        "segment {} at file position {position}: {what}",
+        path.display()
+    ))
+}
+
+/// Build the key table from the directory.
+pub(crate) fn load(
+    engine: &Engine,
+    report: &mut RecoveryReport,
+) -> Result<HashMap<u64, Arc<KeyLog>>> {
+    let dir = &engine.config.dir;
+    let names = engine
+        .config
+        .storage
+        .list_dir(dir)
+        .map_err(|e| io_at(dir, "list", e))?;
+    let mut groups: BTreeMap<u64, BTreeMap<u64, String>> = BTreeMap::new();
+    for name in names {
+        if let Some((hash, seq)) = parse_segment_file_name(&name) {
+            groups.entry(hash).or_default().insert(seq, name);
+        }
+    }
+    let mut keys = HashMap::with_capacity(groups.len());
+    for (hash, files) in groups {
+        report.segments += files.len();
+        if let Some(log) = load_key(engine, hash, &files, report)? {
+            keys.insert(hash, Arc::new(log));
+        }
+    }
+    Ok(keys)
+}
+
+fn load_key(
+    engine: &Engine,
+    hash: u64,
+    files: &BTreeMap<u64, String>,
+    report: &mut RecoveryReport,
+) -> Result<Option<KeyLog>> {
+    let Some((&last_seq, last_name)) = files.last_key_value() else {
+        return Ok(None);
+    };
+    let mut key: Option<Vec<u8>> = None;
+    let mut table: BTreeMap<u64, Arc<Segment>> = BTreeMap::new();
+    let mut next_sequence = last_seq + 1;
+    for (&seq, name) in files {
+        let path = engine.config.dir.join(name);
+        let mode = if engine.read_only.is_some() {
+            OpenMode::Read
+        } else {
+            OpenMode::ReadWrite
+        };
+        let file = engine
+            .config
+            .storage
+            .open(&path, mode)
+            .map_err(|e| io_at(&path, "open", e))?;
+        let len = file.len().map_err(|e| io_at(&path, "stat", e))?;
+        let mut head = vec![
+            0u8;
+            usize::try_from(len)
+                .unwrap_or(MAX_HEADER_LEN)
+                .min(MAX_HEADER_LEN)
+        ];
+        read_exact_at(&*file, &mut head, 0).map_err(|e| io_at(&path, "read", e))?;
+        let header = match segment_header::decode(&head) {
+            Ok(h) => h,
+            Err(HeaderDefect::UnsupportedVersion(v)) => {
+                return Err(WalError::UnsupportedFormat(format!(
+                    "segment {} has format version {v}; this build reads versions 1 and 2",
+                    path.display()
+                )));
+            }
+            Err(defect) if seq == last_seq => {
+                torn_header(engine, &path, &*file, hash, seq, len, &defect, report)?;
+                next_sequence = seq;
+                continue;
+            }
+            Err(defect) => return Err(corrupted(&path, 0, defect)),
+        };
+        if header.version == FORMAT_VERSION_CURRENT
+            && (header.key_hash != Some(hash) || header.sequence != Some(seq))
+        {
+            return Err(corrupted(
+                &path,
+                0,
+                format_args!(
+                    "header names key hash {:?} sequence {:?}, the file name {hash} {seq}",
+                    header.key_hash, header.sequence
+                ),
+            ));
+        }
+        match &key {
+            Some(k) if *k != header.key => {
+                return Err(corrupted(
+                    &path,
+                    0,
+                    "key differs from the key's other segments",
+                ));
+            }
+            Some(_) => {}
+            None => key = Some(header.key.clone()),
+        }
+        if let Some((&prev, p)) = table.last_key_value() {
+            if p.is_current_format() && header.version == FORMAT_VERSION_CURRENT && prev + 1 != seq
+            {
+                return Err(corrupted(
+                    &path,
+                    0,
+                    format_args!("segment {} of this key is missing", prev + 1),
+                ));
+            }
+        }
+        let seg = Arc::new(Segment::new(
+            hash,
+            seq,
+            path,
+            header.version,
+            header.len as u64,
+            header.rotate_at_ms,
+            len,
+            1,
+        ));
+        engine.adopt(&seg, file);
+        table.insert(seq, seg);
+    }
+    let Some(key) = key else { return Ok(None) };
+    for seg in table.values() {
+        let is_last = table
+            .last_key_value()
+            .is_some_and(|(&s, _)| s == seg.sequence);
+        // Legacy segments were never synced by 0.5, so any of them may end
+        // torn; ours are synced when sealed, so only the last one may.
+        if is_last || seg.version == FORMAT_VERSION_LEGACY {
+            scan_tail(engine, seg, report)?;
+        }
+    }
+    let active = table
+        .values()
+        .next_back()
+        .filter(|s| s.is_current_format())
+        .cloned();
+    let prefix = last_name
+        .strip_suffix(crate::key::SEGMENT_EXT)
+        .and_then(|s| s.rsplitn(3, '-').nth(2))
+        .unwrap_or("")
+        .to_owned();
+    let writer = Writer {
+        active,
+        next_sequence,
+        poisoned: None,
+    };
+    Ok(Some(KeyLog::new(key, hash, prefix, table, writer)))
+}
+
+/// The last segment's header is unreadable. With nothing valid after it,
+/// it is a segment whose creation was torn by a crash: it never held an
+/// acknowledged record, so it is removed. Otherwise it is corruption.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "plain data passed down from one caller"
+)]
+fn torn_header(
+    engine: &Engine,
+    path: &std::path::Path,
+    file: &dyn StorageFile,
+    hash: u64,
+    seq: u64,
+    len: u64,
+    defect: &HeaderDefect,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let meta = SegmentMeta {
+        key_hash: hash,
+        sequence: seq,
+        version: FORMAT_VERSION_CURRENT,
+    };
+    let mut cursor = Cursor::default();
+    if let Some(q) = cursor
+        .any_valid_after(file, meta, SH_FIXED_LEN as u64, len)
+        .map_err(|e| io_at(path, "read", e))?
+    {
+        return Err(corrupted(
+            path,
+            0,
+            format_args!("{defect}, yet a valid record follows at {q}"),
+        ));
+    }
+    if engine.config.recovery == RecoveryMode::AbsoluteConsistency {
+        return Err(corrupted(
+            path,
+            0,
+            format_args!("{defect} (torn segment creation refused by AbsoluteConsistency)"),
+        ));
+    }
+    let repaired = engine.read_only.is_none();
+    if repaired {
+        engine
+            .config
+            .storage
+            .remove_file(path)
+            .map_err(|e| io_at(path, "remove torn", e))?;
+        engine.dir_changed();
+    }
+    report.torn_tails.push(TornTail {
+        path: path.to_path_buf(),
+        file_position: 0,
+        bytes_dropped: len,
+        reason: defect.to_string(),
+        repaired,
+    });
+    Ok(())
+}
+
+/// Find where the segment's valid data ends and cut off a torn tail.
+fn scan_tail(engine: &Engine, seg: &Arc<Segment>, report: &mut RecoveryReport) -> Result<()> {
+    let file = engine.file(seg)?;
+    let meta = SegmentMeta::from(&**seg);
+    let end = seg.end();
+    let mut cursor = Cursor::default();
+    let mut pos = seg.header_len;
+    let read_err = |e| io_at(&seg.path, "read", e);
+    while pos < end {
+        let bad = match cursor.record_at(&*file, meta, pos, end).map_err(read_err)? {
+            Ok(r) => {
+                pos += r.total_len;
+                continue;
+            }
+            Err(bad) => bad,
+        };
+        if let Some(q) = cursor
+            .any_valid_after(&*file, meta, pos + 1, end)
+            .map_err(read_err)?
+        {
+            return Err(corrupted(
+                &seg.path,
+                pos,
+                format_args!("{bad}; a valid record follows at {q}"),
+            ));
+        }
+        if engine.config.recovery == RecoveryMode::AbsoluteConsistency {
+            return Err(corrupted(
+                &seg.path,
+                pos,
+                format_args!("torn tail ({bad}) refused by AbsoluteConsistency"),
+            ));
+        }
+        let repaired = engine.read_only.is_none() && seg.is_current_format();
+        if repaired {
+            // Cut the torn bytes and make the cut durable, so a later crash
+            // cannot put them back behind records appended after this open.
+            file.set_len(pos)
+                .map_err(|e| io_at(&seg.path, "truncate", e))?;
+            file.sync_data().map_err(|e| io_at(&seg.path, "sync", e))?;
+        }
+        report.torn_tails.push(TornTail {
+            path: seg.path.clone(),
+            file_position: pos,
+            bytes_dropped: end - pos,
+            reason: bad.to_string(),
+            repaired,
+        });
+        break;
+    }
+    seg.set_end(pos);
+    seg.mark_verified(pos);
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Time-based retention: which segments have expired, and removing them in
+//! an order that is safe against crashes.
+
+use std::sync::Arc;
+
+use crate::engine::Engine;
+use crate::error::{Result, io_at};
+use crate::keylog::KeyLog;
+use crate::segment::Segment;
+
+/// Every record in a segment is stamped before its `rotate_at_ms`, so once
+/// `rotate_at_ms + retention` has passed, all of them are older than the
+/// retention. A clock that steps backwards only delays this.
+fn expired(seg: &Segment, now_ms: u64, retention_ms: u64) -> bool {
+    seg.rotate_at_ms.saturating_add(retention_ms) <= now_ms
+}
+
+pub(crate) fn compact(engine: &Arc<Engine>) -> Result<()> {
+    let now = engine.config.clock.now_unix_ms();
+    let retention = engine.config.options.retention_ms();
+    let mut removed_any = false;
+    for log in engine.all_keys() {
+        removed_any |= compact_key(engine, &log, now, retention)?;
+    }
+    if removed_any {
+        // Make the removals durable, so a crash does not bring them back.
+        // (Were they to come back, the next compaction would remove them.)
+        let generation = engine.dir_changed();
+        engine.sync_dir_through(generation)?;
+    }
+    Ok(())
+}
+
+fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> Result<bool> {
+    let mut w = log.lock_writer();
+    let segments = log.segments_from(0);
+    let n_expired = segments
+        .iter()
+        .take_while(|s| expired(s, now, retention))
+        .count();
+    let Some(last) = segments.last() else {
+        return Ok(false);
+    };
+    let mut doomed = &segments[..n_expired];
+    if n_expired == segments.len() {
+        if last.has_records() && w.poisoned.is_none() {
+            // The newest segment holds only expired records. Start an empty
+            // successor, and make its name durable before removing anything,
+            // so the key's sequence never goes back to an old number.
+            if w.active.as_ref().is_some_and(|a| Arc::ptr_eq(a, last)) {
+                log.seal(&mut w, engine, last)?;
+            }
+            let next = log.create_segment(&mut w, engine, now)?;
+            engine.sync_dir_through(next.dir_generation)?;
+        } else {
+            doomed = &segments[..n_expired - 1];
+        }
+    }
+    for seg in doomed {
+        log.remove_segment(seg.sequence);
+        engine.cache.forget(seg.id());
+        if w.active.as_ref().is_some_and(|a| Arc::ptr_eq(a, seg)) {
+            w.active = None;
+        }
+        match engine.config.storage.remove_file(&seg.path) {
+            Ok(()) => {}
+            // Already gone: the state we want holds.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&seg.path, "remove", e)),
+        }
+        engine.dir_changed();
+    }
+    Ok(!doomed.is_empty())
+}

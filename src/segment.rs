@@ -1,0 +1,95 @@
+//! One segment file's in-memory state: where its valid data ends, and how
+//! much of it is known to be durable.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::format::FORMAT_VERSION_CURRENT;
+use crate::watermark::Watermark;
+
+/// A segment's identity: the key's hash and the segment's sequence number.
+pub(crate) type SegmentId = (u64, u64);
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub key_hash: u64,
+    pub sequence: u64,
+    pub path: PathBuf,
+    /// 1 (nano-wal 0.5, read-only) or 2.
+    pub version: u32,
+    /// Bytes before the first record; `EntryRef::offset` counts from here.
+    pub header_len: u64,
+    /// No record in this segment is stamped at or after this time.
+    pub rotate_at_ms: u64,
+    /// The directory change that created this file; it must be durable
+    /// before a record in the file is acknowledged as durable.
+    pub dir_generation: u64,
+    /// End of the valid data: readers never look past it.
+    end: AtomicU64,
+    /// Group commit for this file's data.
+    pub durability: Watermark,
+    /// Records before this position passed their checks in this process.
+    verified_end: AtomicU64,
+}
+
+impl Segment {
+    pub fn new(
+        key_hash: u64,
+        sequence: u64,
+        path: PathBuf,
+        version: u32,
+        header_len: u64,
+        rotate_at_ms: u64,
+        end: u64,
+        dir_generation: u64,
+    ) -> Self {
+        Self {
+            key_hash,
+            sequence,
+            path,
+            version,
+            header_len,
+            rotate_at_ms,
+            dir_generation,
+            end: AtomicU64::new(end),
+            // Nothing is assumed durable until this process has synced it.
+            durability: Watermark::new(0),
+            verified_end: AtomicU64::new(header_len),
+        }
+    }
+
+    pub fn verified_end(&self) -> u64 {
+        self.verified_end.load(Ordering::Acquire)
+    }
+
+    /// Note that the records before `pos` passed their checks.
+    pub fn mark_verified(&self, pos: u64) {
+        self.verified_end.fetch_max(pos, Ordering::AcqRel);
+    }
+
+    pub fn id(&self) -> SegmentId {
+        (self.key_hash, self.sequence)
+    }
+
+    pub fn end(&self) -> u64 {
+        self.end.load(Ordering::Acquire)
+    }
+
+    /// Publish new valid data; only the key's writer calls this, after the
+    /// bytes were written.
+    pub fn set_end(&self, end: u64) {
+        self.end.store(end, Ordering::Release);
+    }
+
+    pub fn has_records(&self) -> bool {
+        self.end() > self.header_len
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.durability.synced_through() < self.end()
+    }
+
+    pub fn is_current_format(&self) -> bool {
+        self.version == FORMAT_VERSION_CURRENT
+    }
+}

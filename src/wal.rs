@@ -1,0 +1,482 @@
+//! The `Wal` handle: thin public methods over the engine.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::hash::Hash;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+
+use crate::cursor::{Cursor, SegmentMeta};
+use crate::engine::Engine;
+use crate::entry_ref::{EntryRef, Record};
+use crate::error::{Result, WalError, io_at};
+use crate::format::{MAX_CONTENT_BYTES, MAX_HEADER_BYTES, MAX_KEY_BYTES};
+use crate::iter::{Contents, Records, verify_unchecked};
+use crate::key::{key_hash, sanitize};
+use crate::keylog::{KeyLog, Pending, Writer};
+use crate::options::{WalBuilder, WalOptions};
+use crate::recovery::{self, RecoveryReport, corrupted};
+use crate::segment::Segment;
+use crate::storage::LockGuard;
+
+/// Name of the lock file a writer holds in the WAL directory.
+pub const LOCK_FILE_NAME: &str = "nano-wal.lock";
+
+/// A write-ahead log with one segment set per key.
+///
+/// Every method takes `&self`; share a `Wal` between threads with an
+/// [`Arc`]. See the crate docs for the guarantees.
+#[derive(Debug)]
+pub struct Wal {
+    engine: Arc<Engine>,
+    lock: Mutex<Option<Box<dyn LockGuard>>>,
+    report: RecoveryReport,
+}
+
+fn check_limits(key: &[u8], header: Option<&Bytes>, content: &Bytes) -> Result<()> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(WalError::KeyTooLarge {
+            size: key.len(),
+            max: MAX_KEY_BYTES,
+        });
+    }
+    if let Some(h) = header.filter(|h| h.len() > MAX_HEADER_BYTES) {
+        return Err(WalError::HeaderTooLarge {
+            size: h.len(),
+            max: MAX_HEADER_BYTES,
+        });
+    }
+    if content.len() > MAX_CONTENT_BYTES {
+        return Err(WalError::ContentTooLarge {
+            size: content.len(),
+            max: MAX_CONTENT_BYTES,
+        });
+    }
+    Ok(())
+}
+
+impl Wal {
+    /// Open (creating if needed) the WAL in directory `filepath`, as in
+    /// nano-wal 0.5.
+    ///
+    /// If another writer holds the directory's lock, the handle opens
+    /// read-only: it can read, and its first change fails with
+    /// [`WalError::ReadOnly`]. Use [`Wal::builder`] to fail instead.
+    ///
+    /// # Errors
+    /// Invalid options, I/O errors, and corruption (see [`crate::RecoveryMode`]).
+    pub fn new(filepath: &str, options: WalOptions) -> Result<Self> {
+        Self::open_with(WalBuilder::new(filepath).options(options), true)
+    }
+
+    /// A builder for settings beyond nano-wal 0.5's.
+    pub fn builder(dir: impl AsRef<Path>) -> WalBuilder {
+        WalBuilder::new(dir.as_ref())
+    }
+
+    pub(crate) fn open_with(builder: WalBuilder, fall_back_to_read_only: bool) -> Result<Self> {
+        builder.validate()?;
+        let config = builder.config;
+        let dir = config.dir.clone();
+        let storage = config.storage.clone();
+        let (lock, read_only) = if config.read_only {
+            (None, Some("opened read-only".to_owned()))
+        } else {
+            storage
+                .create_dir_all(&dir)
+                .map_err(|e| io_at(&dir, "create directory", e))?;
+            let lock_path = dir.join(LOCK_FILE_NAME);
+            match storage
+                .try_lock(&lock_path)
+                .map_err(|e| io_at(&lock_path, "lock", e))?
+            {
+                Some(guard) => (Some(guard), None),
+                None if fall_back_to_read_only => (
+                    None,
+                    Some(format!(
+                        "another writer held the lock on {} when it was opened",
+                        dir.display()
+                    )),
+                ),
+                None => return Err(WalError::Locked(dir.display().to_string())),
+            }
+        };
+        let engine = Arc::new(Engine::new(config, read_only));
+        let mut report = RecoveryReport::default();
+        let keys = recovery::load(&engine, &mut report)?;
+        *engine.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        Ok(Self {
+            engine,
+            lock: Mutex::new(lock),
+            report,
+        })
+    }
+
+    /// The WAL's directory.
+    pub fn path(&self) -> &Path {
+        &self.engine.config.dir
+    }
+
+    /// What opening found and repaired.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// Segment files this handle holds open right now (bounded by
+    /// [`WalBuilder::max_open_files`]).
+    pub fn open_file_count(&self) -> usize {
+        self.engine.cache.len()
+    }
+
+    /// Whether this handle can only read.
+    pub fn is_read_only(&self) -> bool {
+        self.engine.read_only.is_some()
+    }
+
+    fn key_log_for(&self, key: &[u8], display: &dyn Display) -> Result<Arc<KeyLog>> {
+        let hash = key_hash(key);
+        let log = match self.engine.key_log(hash) {
+            Some(log) => log,
+            None => {
+                let mut keys = self
+                    .engine
+                    .keys
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                keys.entry(hash)
+                    .or_insert_with(|| {
+                        let writer = Writer {
+                            active: None,
+                            next_sequence: 1,
+                            poisoned: None,
+                        };
+                        let name = sanitize(&display.to_string());
+                        Arc::new(KeyLog::new(
+                            key.to_vec(),
+                            hash,
+                            name,
+                            BTreeMap::new(),
+                            writer,
+                        ))
+                    })
+                    .clone()
+            }
+        };
+        if log.key != key {
+            return Err(WalError::InvalidConfig(format!(
+                "key {display} has the same hash {hash} as another key in this WAL"
+            )));
+        }
+        Ok(log)
+    }
+
+    /// Append a record to `key`'s log and return its reference.
+    ///
+    /// With `durable = false` the record has reached the operating system
+    /// when this returns: it survives a crash of the process, not of the
+    /// machine. With `durable = true` it returns after an fdatasync that
+    /// covers the record (shared with concurrent appenders to the segment).
+    ///
+    /// # Errors
+    /// Limits ([`WalError::HeaderTooLarge`] and friends), a read-only or
+    /// poisoned handle, and I/O errors.
+    pub fn append_entry<K: Hash + AsRef<[u8]> + Display>(
+        &self,
+        key: K,
+        header: Option<Bytes>,
+        content: Bytes,
+        durable: bool,
+    ) -> Result<EntryRef> {
+        let refs = self.append_batch([(key, header, content)], durable)?;
+        refs.into_iter()
+            .next()
+            .ok_or_else(|| WalError::EntryNotFound("empty append".into()))
+    }
+
+    /// Append durably: `append_entry(key, header, content, true)`.
+    ///
+    /// # Errors
+    /// As [`Wal::append_entry`].
+    pub fn log_entry<K: Hash + AsRef<[u8]> + Display>(
+        &self,
+        key: K,
+        header: Option<Bytes>,
+        content: Bytes,
+    ) -> Result<EntryRef> {
+        self.append_entry(key, header, content, true)
+    }
+
+    /// Append many records; references come back in input order.
+    ///
+    /// Every record is checked against the limits before anything is
+    /// written. Each key's records are written with one write call per
+    /// segment. With `durable`, only the segments written are synced. If an
+    /// I/O error stops the batch, records of other keys may have been
+    /// written; none is reported durable.
+    ///
+    /// # Errors
+    /// As [`Wal::append_entry`].
+    pub fn append_batch<K, I>(&self, entries: I, durable: bool) -> Result<Vec<EntryRef>>
+    where
+        K: Hash + AsRef<[u8]> + Display,
+        I: IntoIterator<Item = (K, Option<Bytes>, Bytes)>,
+    {
+        self.engine.check_writable()?;
+        let now = self.engine.config.clock.now_unix_ms();
+        let mut groups: Vec<(Arc<KeyLog>, Pending, Vec<usize>)> = Vec::new();
+        let mut by_hash: HashMap<u64, usize> = HashMap::new();
+        let mut count = 0;
+        for (i, (key, header, content)) in entries.into_iter().enumerate() {
+            check_limits(key.as_ref(), header.as_ref(), &content)?;
+            let log = self.key_log_for(key.as_ref(), &key)?;
+            let g = *by_hash.entry(log.key_hash).or_insert_with(|| {
+                groups.push((log.clone(), Pending::default(), Vec::new()));
+                groups.len() - 1
+            });
+            let (_, pending, indexes) = &mut groups[g];
+            pending.push(header.as_deref(), &content, now);
+            indexes.push(i);
+            count = i + 1;
+        }
+        let mut out = vec![
+            EntryRef {
+                key_hash: 0,
+                sequence_number: 0,
+                offset: 0
+            };
+            count
+        ];
+        let mut to_sync: Vec<(Arc<Segment>, u64)> = Vec::new();
+        for (log, pending, indexes) in groups {
+            let (refs, touched) = log.append(&self.engine, pending, now)?;
+            for (i, r) in indexes.into_iter().zip(refs) {
+                out[i] = r;
+            }
+            to_sync.extend(touched);
+        }
+        if durable {
+            for (seg, end) in to_sync {
+                self.engine.make_durable(&seg, end)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn locate(&self, r: EntryRef) -> Result<(Arc<Segment>, u64)> {
+        self.engine.check_open()?;
+        let not_found = |what: &str| WalError::EntryNotFound(format!("{r}: {what}"));
+        let log = self
+            .engine
+            .key_log(r.key_hash)
+            .ok_or_else(|| not_found("no such key"))?;
+        let seg = log
+            .segment(r.sequence_number)
+            .ok_or_else(|| not_found("no such segment (removed by retention?)"))?;
+        let pos = seg
+            .header_len
+            .checked_add(r.offset)
+            .ok_or_else(|| not_found("offset out of range"))?;
+        if pos >= seg.end() {
+            return Err(not_found(&format!(
+                "offset is past the end of {}",
+                seg.path.display()
+            )));
+        }
+        Ok((seg, pos))
+    }
+
+    /// Read one record, with its header and timestamp.
+    ///
+    /// # Errors
+    /// [`WalError::EntryNotFound`] for an unknown key, removed segment or
+    /// offset past the data; [`WalError::CorruptedData`] if the record fails
+    /// its checksum (never wrong bytes).
+    pub fn read_record_at(&self, entry_ref: EntryRef) -> Result<Record> {
+        let (seg, pos) = self.locate(entry_ref)?;
+        let file = self.engine.file(&seg)?;
+        let mut cursor = Cursor::with_capacity(1024);
+        let raw = cursor
+            .record_at(&*file, SegmentMeta::from(&*seg), pos, seg.end())
+            .map_err(|e| io_at(&seg.path, "read", e))?
+            .map_err(|bad| corrupted(&seg.path, pos, bad))?;
+        Ok(Record {
+            entry_ref,
+            header: raw.header,
+            content: raw.content,
+            timestamp_unix_ms: raw.timestamp_ms,
+        })
+    }
+
+    /// Read one record's content, as in nano-wal 0.5. O(1) in the number of
+    /// keys and segments; the directory is never listed.
+    ///
+    /// # Errors
+    /// As [`Wal::read_record_at`].
+    pub fn read_entry_at(&self, entry_ref: EntryRef) -> Result<Bytes> {
+        Ok(self.read_record_at(entry_ref)?.content)
+    }
+
+    /// Every record of `key`, oldest first, as a fallible stream.
+    ///
+    /// # Errors
+    /// A closed handle. Read errors come from the iterator.
+    pub fn records<K: AsRef<[u8]>>(&self, key: K) -> Result<Records> {
+        self.engine.check_open()?;
+        let segments = self
+            .engine
+            .key_log(key_hash(key.as_ref()))
+            .filter(|l| l.key == key.as_ref())
+            .map_or_else(Vec::new, |l| l.segments_from(0));
+        Ok(Records::new(self.engine.clone(), segments, 0))
+    }
+
+    /// The records of `entry_ref`'s key from that record onward.
+    ///
+    /// # Errors
+    /// [`WalError::EntryNotFound`] if the reference does not resolve.
+    pub fn records_from(&self, entry_ref: EntryRef) -> Result<Records> {
+        let (seg, _) = self.locate(entry_ref)?;
+        let log = self
+            .engine
+            .key_log(entry_ref.key_hash)
+            .ok_or_else(|| WalError::EntryNotFound(format!("{entry_ref}: no such key")))?;
+        let segments = log.segments_from(seg.sequence);
+        Ok(Records::new(
+            self.engine.clone(),
+            segments,
+            entry_ref.offset,
+        ))
+    }
+
+    /// The contents of every record of `key`, oldest first, as in nano-wal
+    /// 0.5 — but streamed: memory stays flat however large the key is.
+    ///
+    /// Records not yet checked in this process are checked first, so
+    /// corruption is an `Err` here rather than a silently short stream.
+    ///
+    /// # Errors
+    /// [`WalError::CorruptedData`] naming the file and offset, I/O errors.
+    pub fn enumerate_records<K: Hash + AsRef<[u8]> + Display>(&self, key: K) -> Result<Contents> {
+        let records = self.records(key.as_ref())?;
+        let segments: Vec<Arc<Segment>> = self
+            .engine
+            .key_log(key_hash(key.as_ref()))
+            .filter(|l| l.key == key.as_ref())
+            .map_or_else(Vec::new, |l| l.segments_from(0));
+        verify_unchecked(&self.engine, &segments)?;
+        Ok(Contents::new(records))
+    }
+
+    /// Every key that has at least one record.
+    ///
+    /// # Errors
+    /// A closed handle.
+    pub fn enumerate_keys(&self) -> Result<std::vec::IntoIter<String>> {
+        self.engine.check_open()?;
+        let mut keys: Vec<String> = self
+            .engine
+            .all_keys()
+            .iter()
+            .filter(|l| l.has_records())
+            .map(|l| String::from_utf8_lossy(&l.key).into_owned())
+            .collect();
+        keys.sort_unstable();
+        Ok(keys.into_iter())
+    }
+
+    /// Make every record appended so far durable. Only segments with unsynced
+    /// writes are synced.
+    ///
+    /// # Errors
+    /// [`WalError::Poisoned`] if a segment's earlier write or sync failed.
+    pub fn sync(&self) -> Result<()> {
+        self.engine.check_open()?;
+        for log in self.engine.all_keys() {
+            let active = log.lock_writer().active.clone();
+            if let Some(seg) = active.filter(|s| s.is_dirty() || s.durability.failure().is_some()) {
+                self.engine.make_durable(&seg, seg.end())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove segments whose records are all older than the retention.
+    ///
+    /// Only a key's oldest segments are removed, so no gap ever opens in a
+    /// log; a key's newest segment is kept (if it has expired records, an
+    /// empty successor is created first), so sequence numbers are never
+    /// reused and old references never resolve to new records.
+    ///
+    /// # Errors
+    /// A read-only handle, I/O errors.
+    pub fn compact(&self) -> Result<()> {
+        self.engine.check_writable()?;
+        crate::retention::compact(&self.engine)
+    }
+
+    /// Number of keys with an open active segment.
+    pub fn active_segment_count(&self) -> usize {
+        self.engine
+            .all_keys()
+            .iter()
+            .filter(|l| l.lock_writer().active.is_some())
+            .count()
+    }
+
+    /// Close the handle and remove the whole WAL directory, as nano-wal 0.5
+    /// documents. Use [`Wal::close`] to keep the data.
+    ///
+    /// # Errors
+    /// A read-only handle (it never deletes another writer's data), I/O errors.
+    pub fn shutdown(&self) -> Result<()> {
+        self.engine.check_writable()?;
+        self.release();
+        let dir = &self.engine.config.dir;
+        self.engine
+            .config
+            .storage
+            .remove_dir_all(dir)
+            .map_err(|e| io_at(dir, "remove", e))
+    }
+
+    /// Sync everything, close every file and release the lock, keeping the
+    /// data. Dropping a `Wal` also closes it, without the final sync.
+    ///
+    /// # Errors
+    /// A failed sync; the handle is closed either way.
+    pub fn close(self) -> Result<()> {
+        let synced = if self.is_read_only() {
+            Ok(())
+        } else {
+            self.sync()
+        };
+        self.release();
+        synced
+    }
+
+    fn release(&self) {
+        self.engine.closed.store(true, Ordering::Release);
+        drop(self.engine.cache.drain());
+        self.engine
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        drop(
+            self.lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        self.release();
+    }
+}

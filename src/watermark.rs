@@ -1,0 +1,146 @@
+//! Group commit: a "synced through" watermark guarded by a Mutex and a Condvar.
+//!
+//! Threads that need bytes up to `target` durable call [`Watermark::wait_synced`].
+//! If another thread's sync is in flight they wait for it; otherwise one of
+//! them becomes the leader, reads how far data has been written, syncs once
+//! without holding the lock, and publishes the new watermark to everyone.
+
+use std::io;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+#[derive(Debug, Default)]
+struct State {
+    synced_through: u64,
+    syncing: bool,
+    /// Set by a failed sync; never cleared. Retrying a failed fsync can
+    /// "succeed" after the kernel dropped the dirty pages, so we never retry.
+    failed: Option<String>,
+}
+
+/// A durability watermark with one sync in flight at a time.
+#[derive(Debug, Default)]
+pub(crate) struct Watermark {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+fn relock<'a, T>(
+    r: Result<MutexGuard<'a, T>, PoisonError<MutexGuard<'a, T>>>,
+) -> MutexGuard<'a, T> {
+    r.unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Watermark {
+    pub fn new(synced_through: u64) -> Self {
+        Self {
+            state: Mutex::new(State {
+                synced_through,
+                ..State::default()
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    pub fn synced_through(&self) -> u64 {
+        relock(self.state.lock()).synced_through
+    }
+
+    /// The failure that poisoned this watermark, if any.
+    pub fn failure(&self) -> Option<String> {
+        relock(self.state.lock()).failed.clone()
+    }
+
+    /// Mark as failed: every later wait reports `msg`.
+    pub fn poison(&self, msg: String) {
+        let mut st = relock(self.state.lock());
+        st.failed.get_or_insert(msg);
+        self.changed.notify_all();
+    }
+
+    /// Return once everything up to `target` is durable.
+    ///
+    /// `written` tells how far data has been written; it is read by the
+    /// leader just before it syncs, so the sync covers at least that much.
+    /// `sync` performs the actual fsync. Errors carry the poisoning message.
+    pub fn wait_synced(
+        &self,
+        target: u64,
+        written: impl Fn() -> u64,
+        sync: impl Fn() -> io::Result<()>,
+    ) -> Result<(), String> {
+        let mut st = relock(self.state.lock());
+        loop {
+            if let Some(msg) = &st.failed {
+                return Err(msg.clone());
+            }
+            if st.synced_through >= target {
+                // Another thread's sync already covered our bytes.
+                return Ok(());
+            }
+            if st.syncing {
+                // A sync is in flight; it may cover us. Wait and look again.
+                st = relock(self.changed.wait(st));
+                continue;
+            }
+            st.syncing = true;
+            let through = written();
+            drop(st);
+            let result = sync();
+            st = relock(self.state.lock());
+            st.syncing = false;
+            match result {
+                Ok(()) => st.synced_through = st.synced_through.max(through),
+                Err(e) => {
+                    st.failed.get_or_insert(format!("sync failed: {e}"));
+                }
+            }
+            self.changed.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn concurrent_waiters_share_syncs() {
+        let wm = Arc::new(Watermark::new(0));
+        let written = Arc::new(AtomicU64::new(0));
+        let syncs = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (1..=16u64)
+            .map(|i| {
+                let (wm, written, syncs) = (wm.clone(), written.clone(), syncs.clone());
+                std::thread::spawn(move || {
+                    written.fetch_max(i, Ordering::SeqCst);
+                    wm.wait_synced(
+                        i,
+                        || written.load(Ordering::SeqCst),
+                        || {
+                            syncs.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(5));
+                            Ok(())
+                        },
+                    )
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().ok(), Some(Ok(())));
+        }
+        assert!(wm.synced_through() >= 16);
+        assert!(syncs.load(Ordering::SeqCst) <= 16);
+    }
+
+    #[test]
+    fn a_failed_sync_poisons_forever() {
+        let wm = Watermark::new(0);
+        let err = wm.wait_synced(5, || 5, || Err(io::Error::other("EIO")));
+        assert!(err.is_err());
+        // A later sync that would succeed is never attempted.
+        assert!(wm.wait_synced(5, || 5, || Ok(())).is_err());
+        assert_eq!(wm.synced_through(), 0);
+    }
+}
