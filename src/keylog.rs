@@ -33,6 +33,9 @@ impl Pending {
     }
 }
 
+/// Segments written by an append, each with the end to sync through.
+pub(crate) type Touched = Vec<(Arc<Segment>, u64)>;
+
 #[derive(Debug)]
 pub(crate) struct Writer {
     pub active: Option<Arc<Segment>>,
@@ -113,7 +116,7 @@ impl KeyLog {
         engine: &Engine,
         mut pending: Pending,
         now_ms: u64,
-    ) -> Result<(Vec<EntryRef>, Vec<(Arc<Segment>, u64)>)> {
+    ) -> Result<(Vec<EntryRef>, Touched)> {
         let mut w = self.lock_writer();
         if let Some(msg) = &w.poisoned {
             return Err(WalError::Poisoned(msg.clone()));

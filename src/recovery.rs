@@ -109,7 +109,7 @@ fn load_key(
             .storage
             .open(&path, mode)
             .map_err(|e| io_at(&path, "open", e))?;
-        let len = file.len().map_err(|e| io_at(&path, "stat", e))?;
+        let len = file.file_len().map_err(|e| io_at(&path, "stat", e))?;
         let mut head = vec![
             0u8;
             usize::try_from(len)
@@ -155,15 +155,16 @@ fn load_key(
             Some(_) => {}
             None => key = Some(header.key.clone()),
         }
-        if let Some((&prev, p)) = table.last_key_value() {
-            if p.is_current_format() && header.version == FORMAT_VERSION_CURRENT && prev + 1 != seq
-            {
-                return Err(corrupted(
-                    &path,
-                    0,
-                    format_args!("segment {} of this key is missing", prev + 1),
-                ));
-            }
+        if let Some((&prev, p)) = table.last_key_value()
+            && p.is_current_format()
+            && header.version == FORMAT_VERSION_CURRENT
+            && prev + 1 != seq
+        {
+            return Err(corrupted(
+                &path,
+                0,
+                format_args!("segment {} of this key is missing", prev + 1),
+            ));
         }
         let seg = Arc::new(Segment::new(
             hash,

@@ -33,6 +33,10 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a plain constructor; every field is needed"
+    )]
     pub fn new(
         key_hash: u64,
         sequence: u64,

@@ -32,7 +32,7 @@ pub trait StorageFile: Send + Sync + Debug {
     /// Make the file's data (and the metadata needed to read it) durable.
     fn sync_data(&self) -> io::Result<()>;
     /// Current length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn file_len(&self) -> io::Result<u64>;
     /// Truncate or extend the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
 }
@@ -81,7 +81,7 @@ impl StorageFile for StdFile {
     fn sync_data(&self) -> io::Result<()> {
         self.0.sync_data()
     }
-    fn len(&self) -> io::Result<u64> {
+    fn file_len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {

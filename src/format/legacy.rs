@@ -63,7 +63,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<DecodedV1<'_>, DefectV1> {
         return Err(DefectV1::ContentTooLong(content_len));
     }
     let content_at = len_at + V1_CONTENT_LEN_LEN;
-    let total_len = content_at + content_len as usize;
+    // Checked against MAX_CONTENT_BYTES above, so it fits a usize.
+    let total_len = content_at
+        + usize::try_from(content_len).map_err(|_| DefectV1::ContentTooLong(content_len))?;
     let content = bytes.get(content_at..total_len).ok_or(DefectV1::PastEnd)?;
     Ok(DecodedV1 {
         // nano-wal 0.5 wrote a zero length for "no header"; it cannot tell

@@ -130,7 +130,8 @@ fn decode_v1(bytes: &[u8], fixed: &[u8]) -> Result<SegmentHeader, HeaderDefect> 
     if key_len > MAX_KEY_BYTES as u64 {
         return Err(HeaderDefect::KeyTooLong(key_len));
     }
-    let len = V1_SH_FIXED_LEN + key_len as usize;
+    let len = V1_SH_FIXED_LEN
+        + usize::try_from(key_len).map_err(|_| HeaderDefect::KeyTooLong(key_len))?;
     let key = bytes.get(V1_SH_FIXED_LEN..len).ok_or(HeaderDefect::Short {
         needed: len,
         have: bytes.len(),
@@ -156,7 +157,8 @@ fn decode_v2(bytes: &[u8]) -> Result<SegmentHeader, HeaderDefect> {
     if key_len > MAX_KEY_BYTES as u64 {
         return Err(HeaderDefect::KeyTooLong(key_len));
     }
-    let len = SH_FIXED_LEN + key_len as usize;
+    let len =
+        SH_FIXED_LEN + usize::try_from(key_len).map_err(|_| HeaderDefect::KeyTooLong(key_len))?;
     let key = bytes.get(SH_FIXED_LEN..len).ok_or(HeaderDefect::Short {
         needed: len,
         have: bytes.len(),
