@@ -392,16 +392,22 @@ impl Wal {
     /// writes are synced.
     ///
     /// # Errors
-    /// [`WalError::Poisoned`] if a segment's earlier write or sync failed.
+    /// [`WalError::Poisoned`] if a segment's earlier write or sync failed
+    /// (the other keys are still synced).
     pub fn sync(&self) -> Result<()> {
         self.engine.check_open()?;
+        let mut first_error = None;
         for log in self.engine.all_keys() {
             let active = log.lock_writer().active.clone();
             if let Some(seg) = active.filter(|s| s.is_dirty() || s.durability.failure().is_some()) {
-                self.engine.make_durable(&seg, seg.end())?;
+                // Keep going after a failure: every other key still gets
+                // synced; the first failure is what the caller sees.
+                if let Err(e) = self.engine.make_durable(&seg, seg.end()) {
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Remove segments whose records are all older than the retention.

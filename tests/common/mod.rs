@@ -1,0 +1,130 @@
+//! Shared test helpers: a storage wrapper that counts syncs and injects faults.
+
+#![allow(dead_code, reason = "each test file uses a different part")]
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use nano_wal::storage::{LockGuard, OpenMode, StdStorage, Storage, StorageFile};
+
+/// Counters and switches shared by a [`FaultyStorage`] and its files.
+#[derive(Debug, Default)]
+pub struct Faults {
+    pub file_syncs: AtomicU64,
+    pub dir_syncs: AtomicU64,
+    pub writes: AtomicU64,
+    /// Every file sync fails while set.
+    pub fail_sync: AtomicBool,
+    /// Each file sync sleeps this long first (makes overlap certain).
+    pub sync_delay_ms: AtomicU64,
+    /// Writes to files whose path contains this string wait until it is cleared.
+    pub stall_writes_to: Mutex<Option<String>>,
+    /// Every write fails with ENOSPC (after writing half its bytes) while set.
+    pub disk_full: AtomicBool,
+}
+
+impl Faults {
+    fn stalled(&self, path: &str) -> bool {
+        let stall = self
+            .stall_writes_to
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        stall.as_deref().is_some_and(|s| path.contains(s))
+    }
+}
+
+/// Real storage with counters and injected faults.
+#[derive(Debug, Clone)]
+pub struct FaultyStorage {
+    pub faults: Arc<Faults>,
+}
+
+impl FaultyStorage {
+    pub fn new() -> (Arc<dyn Storage>, Arc<Faults>) {
+        let faults = Arc::new(Faults::default());
+        (
+            Arc::new(Self {
+                faults: faults.clone(),
+            }),
+            faults,
+        )
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    path: String,
+    inner: Arc<dyn StorageFile>,
+    faults: Arc<Faults>,
+}
+
+impl StorageFile for FaultyFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.faults.writes.fetch_add(1, Ordering::SeqCst);
+        while self.faults.stalled(&self.path) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if self.faults.disk_full.load(Ordering::SeqCst) {
+            // A torn write: half the bytes land, then the disk is full.
+            let half = buf.len() / 2;
+            if half > 0 {
+                self.inner.write_at(&buf[..half], offset)?;
+            }
+            return Err(io::Error::from(io::ErrorKind::StorageFull));
+        }
+        self.inner.write_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.faults.file_syncs.fetch_add(1, Ordering::SeqCst);
+        let delay = self.faults.sync_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
+        if self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected EIO on fsync"));
+        }
+        self.inner.sync_data()
+    }
+    fn file_len(&self) -> io::Result<u64> {
+        self.inner.file_len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+}
+
+impl Storage for FaultyStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        StdStorage.create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        StdStorage.list_dir(dir)
+    }
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {
+        let inner = StdStorage.open(path, mode)?;
+        let path = path.display().to_string();
+        Ok(Arc::new(FaultyFile {
+            path,
+            inner,
+            faults: self.faults.clone(),
+        }))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdStorage.remove_file(path)
+    }
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        StdStorage.remove_dir_all(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.faults.dir_syncs.fetch_add(1, Ordering::SeqCst);
+        StdStorage.sync_dir(dir)
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
+        StdStorage.try_lock(path)
+    }
+}

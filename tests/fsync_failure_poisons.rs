@@ -1,0 +1,84 @@
+//! After a failed fsync the writer is poisoned: no later call claims
+//! durability (retrying a failed fsync can "succeed" after the kernel dropped
+//! the dirty pages), and reopening recovers.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use nano_wal::{Wal, WalError};
+
+#[test]
+fn failed_fsync_poisons_the_key_and_sync() -> Result<(), WalError> {
+    let dir = tempfile::tempdir()?;
+    let (storage, faults) = common::FaultyStorage::new();
+    let wal = Wal::builder(dir.path()).storage(storage).open()?;
+    let ok = wal.append_entry("k", None, Bytes::from("before"), true)?;
+    wal.append_entry("other", None, Bytes::from("x"), false)?;
+
+    faults.fail_sync.store(true, Ordering::SeqCst);
+    let err = wal.append_entry("k", None, Bytes::from("lost?"), true);
+    assert!(matches!(err, Err(WalError::Poisoned(_))), "{err:?}");
+
+    // The fault clears, but a retried sync must not report success.
+    faults.fail_sync.store(false, Ordering::SeqCst);
+    let syncs_before = faults.file_syncs.load(Ordering::SeqCst);
+    assert!(matches!(
+        wal.append_entry("k", None, Bytes::from("y"), false),
+        Err(WalError::Poisoned(_))
+    ));
+    assert!(matches!(
+        wal.append_entry("k", None, Bytes::from("y"), true),
+        Err(WalError::Poisoned(_))
+    ));
+    assert!(matches!(wal.sync(), Err(WalError::Poisoned(_))));
+    assert_eq!(
+        faults.file_syncs.load(Ordering::SeqCst),
+        syncs_before + 1,
+        "only the unpoisoned key's segment may be synced"
+    );
+    // Reads still work, and other keys keep working.
+    assert_eq!(wal.read_entry_at(ok)?, "before");
+    wal.append_entry("other", None, Bytes::from("z"), true)?;
+    drop(wal);
+
+    // Reopening rescans the disk and the key can be written again.
+    let wal = Wal::builder(dir.path()).open()?;
+    wal.append_entry("k", None, Bytes::from("after"), true)?;
+    let got: Vec<Bytes> = wal.enumerate_records("k")?.collect();
+    assert_eq!(got.first().map(|b| &b[..]), Some(&b"before"[..]));
+    assert_eq!(got.last().map(|b| &b[..]), Some(&b"after"[..]));
+    Ok(())
+}
+
+#[test]
+fn full_disk_leaves_no_torn_record_and_appends_resume() -> Result<(), WalError> {
+    let dir = tempfile::tempdir()?;
+    let (storage, faults) = common::FaultyStorage::new();
+    let wal = Wal::builder(dir.path()).storage(storage).open()?;
+    let first = wal.append_entry("k", None, Bytes::from("one"), true)?;
+
+    faults.disk_full.store(true, Ordering::SeqCst);
+    let big = Bytes::from(vec![9u8; 10_000]);
+    let err = wal.append_entry("k", None, big.clone(), false);
+    assert!(matches!(err, Err(WalError::StorageFull(_))), "{err:?}");
+    faults.disk_full.store(false, Ordering::SeqCst);
+
+    let second = wal.append_entry("k", None, Bytes::from("two"), true)?;
+    assert_eq!(
+        second.offset,
+        first.offset + 23,
+        "the half-written record was cut off"
+    );
+    let got: Vec<Bytes> = wal.enumerate_records("k")?.collect();
+    assert_eq!(got, vec![Bytes::from("one"), Bytes::from("two")]);
+    drop(wal);
+    let wal = Wal::builder(dir.path()).open()?;
+    assert!(
+        wal.recovery_report().torn_tails.is_empty(),
+        "nothing torn was left on disk"
+    );
+    assert_eq!(wal.enumerate_records("k")?.count(), 2);
+    Ok(())
+}
