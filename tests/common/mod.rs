@@ -15,6 +15,7 @@ pub struct Faults {
     pub file_syncs: AtomicU64,
     pub dir_syncs: AtomicU64,
     pub writes: AtomicU64,
+    pub dir_lists: AtomicU64,
     /// Every file sync fails while set.
     pub fail_sync: AtomicBool,
     /// Each file sync sleeps this long first (makes overlap certain).
@@ -103,6 +104,7 @@ impl Storage for FaultyStorage {
         StdStorage.create_dir_all(dir)
     }
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.faults.dir_lists.fetch_add(1, Ordering::SeqCst);
         StdStorage.list_dir(dir)
     }
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>> {

@@ -1,0 +1,332 @@
+//! A torn tail left by a crash in the middle of an append (the last record of
+//! a key's newest segment cut short, or followed by garbage, zeros or a
+//! zero-filled extension) is not an error: the open returns every record
+//! before it, never the torn one, reports it in `recovery_report()`, cuts it
+//! off so appends continue cleanly — unless `AbsoluteConsistency` is asked
+//! for, and a read-only open changes nothing on disk.
+
+use std::error::Error;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use nano_wal::{EntryRef, RecoveryMode, Wal, WalError};
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+const KEY: &str = "stream";
+const N: usize = 6;
+/// Version-2 segment header length for `KEY`: 56 fixed bytes + the key.
+const HEADER_LEN: u64 = 56 + KEY.len() as u64;
+/// Fixed part of a version-2 record.
+const RECORD_FIXED: u64 = 20;
+
+struct Written {
+    refs: Vec<EntryRef>,
+    contents: Vec<Bytes>,
+    segment: PathBuf,
+}
+
+fn content(i: usize) -> Bytes {
+    Bytes::from(format!("record {i}: {}", "payload-".repeat(i + 2)))
+}
+
+fn header(i: usize) -> Option<Bytes> {
+    (i % 2 == 1).then(|| Bytes::from(format!("hdr{i}")))
+}
+
+/// The only segment file in `dir`.
+fn only_segment(dir: &Path) -> Result<PathBuf, Box<dyn Error>> {
+    let mut segs = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "log") {
+            segs.push(p);
+        }
+    }
+    assert_eq!(segs.len(), 1, "expected a single segment: {segs:?}");
+    Ok(segs.remove(0))
+}
+
+/// Write `N` records for `KEY` (the last one with a header) and close.
+fn write_records(dir: &Path) -> Result<Written, Box<dyn Error>> {
+    let wal = Wal::builder(dir).open()?;
+    let mut refs = Vec::new();
+    let mut contents = Vec::new();
+    for i in 0..N {
+        refs.push(wal.append_entry(KEY, header(i), content(i), true)?);
+        contents.push(content(i));
+    }
+    drop(wal);
+    let segment = only_segment(dir)?;
+    Ok(Written {
+        refs,
+        contents,
+        segment,
+    })
+}
+
+fn file_len(p: &Path) -> Result<u64, std::io::Error> {
+    Ok(std::fs::metadata(p)?.len())
+}
+
+fn set_len(p: &Path, len: u64) -> Result<(), std::io::Error> {
+    OpenOptions::new().write(true).open(p)?.set_len(len)
+}
+
+fn append_bytes(p: &Path, bytes: &[u8]) -> Result<(), std::io::Error> {
+    OpenOptions::new().append(true).open(p)?.write_all(bytes)
+}
+
+fn contents(wal: &Wal) -> Result<Vec<Bytes>, WalError> {
+    Ok(wal.enumerate_records(KEY)?.collect())
+}
+
+/// Records via the fallible iterator: must end without an error.
+fn records(wal: &Wal) -> Result<Vec<Bytes>, WalError> {
+    wal.records(KEY)?.map(|r| r.map(|r| r.content)).collect()
+}
+
+fn start_of(r: EntryRef) -> u64 {
+    HEADER_LEN + r.offset
+}
+
+#[test]
+fn every_cut_of_the_last_record_is_a_tolerated_torn_tail() -> TestResult {
+    let t = tempfile::tempdir()?;
+    let pristine_dir = t.path().join("pristine");
+    let w = write_records(&pristine_dir)?;
+    let name = w.segment.file_name().ok_or("no file name")?.to_owned();
+    let pristine = std::fs::read(&w.segment)?;
+    let last = w.refs[N - 1];
+    let last_start = start_of(last);
+    let end = pristine.len() as u64;
+    let last_header_len = header(N - 1).map_or(0, |h| h.len()) as u64;
+    assert_eq!(
+        end,
+        last_start + RECORD_FIXED + last_header_len + w.contents[N - 1].len() as u64,
+        "test setup: the last record ends the file"
+    );
+    let prefix = &w.contents[..N - 1];
+
+    for cut in last_start..end {
+        let dir = t.path().join(format!("cut{cut}"));
+        std::fs::create_dir_all(&dir)?;
+        let seg = dir.join(&name);
+        std::fs::write(&seg, &pristine)?;
+        set_len(&seg, cut)?;
+
+        let wal = Wal::builder(&dir).open()?;
+        assert_eq!(contents(&wal)?, prefix, "cut {cut}: enumerate_records");
+        assert_eq!(records(&wal)?, prefix, "cut {cut}: records()");
+        for (r, c) in w.refs.iter().zip(prefix) {
+            assert_eq!(wal.read_entry_at(*r)?, c, "cut {cut}: read {r}");
+        }
+        assert!(
+            matches!(wal.read_entry_at(last), Err(WalError::EntryNotFound(_))),
+            "cut {cut}: the torn record is never returned"
+        );
+        let report = wal.recovery_report();
+        if cut == last_start {
+            // The file ends exactly at a record boundary: nothing is torn.
+            assert!(report.torn_tails.is_empty(), "cut {cut}: {report:?}");
+        } else {
+            assert_eq!(report.torn_tails.len(), 1, "cut {cut}: {report:?}");
+            let torn = &report.torn_tails[0];
+            assert_eq!(torn.file_position, last_start, "cut {cut}");
+            assert_eq!(torn.bytes_dropped, cut - last_start, "cut {cut}");
+            assert_eq!(torn.path.file_name(), Some(name.as_os_str()), "cut {cut}");
+            assert!(torn.repaired, "cut {cut}: a writer repairs the tail");
+        }
+        assert_eq!(
+            file_len(&seg)?,
+            last_start,
+            "cut {cut}: the torn bytes are cut off"
+        );
+
+        let new_content = Bytes::from(format!("after crash at {cut}"));
+        let new = wal.append_entry(KEY, None, new_content.clone(), true)?;
+        assert_eq!(new.sequence_number, last.sequence_number);
+        assert_eq!(
+            new.offset, last.offset,
+            "cut {cut}: the append continues at the end of the valid data"
+        );
+        drop(wal);
+
+        let wal = Wal::builder(&dir).open()?;
+        let mut expected = prefix.to_vec();
+        expected.push(new_content.clone());
+        assert_eq!(contents(&wal)?, expected, "cut {cut}: after reopening");
+        assert_eq!(
+            records(&wal)?,
+            expected,
+            "cut {cut}: records() after reopen"
+        );
+        assert_eq!(wal.read_entry_at(new)?, new_content);
+        assert!(
+            wal.recovery_report().torn_tails.is_empty(),
+            "cut {cut}: nothing torn after the repair: {:?}",
+            wal.recovery_report()
+        );
+    }
+    Ok(())
+}
+
+/// Deterministic pseudo-random bytes (xorshift), none of them a valid record.
+fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[3]
+        })
+        .collect()
+}
+
+/// Write `N` intact records, damage the end of the file with `damage`, and
+/// check the open keeps all `N`, reports the damage as a torn tail at the old
+/// end, cuts it off, and lets appends continue.
+fn check_garbage_tail(what: &str, damage: impl Fn(&Path) -> std::io::Result<()>) -> TestResult {
+    let t = tempfile::tempdir()?;
+    let dir = t.path().join("wal");
+    let w = write_records(&dir)?;
+    let good_len = file_len(&w.segment)?;
+    damage(&w.segment)?;
+    assert!(file_len(&w.segment)? > good_len, "{what}: test setup");
+
+    let wal = Wal::builder(&dir).open()?;
+    assert_eq!(contents(&wal)?, w.contents, "{what}: every record survives");
+    assert_eq!(records(&wal)?, w.contents, "{what}: records()");
+    let report = wal.recovery_report();
+    assert_eq!(report.torn_tails.len(), 1, "{what}: {report:?}");
+    assert_eq!(report.torn_tails[0].file_position, good_len, "{what}");
+    assert_eq!(file_len(&w.segment)?, good_len, "{what}: garbage cut off");
+
+    let new = wal.append_entry(KEY, None, Bytes::from_static(b"next"), true)?;
+    assert_eq!(
+        start_of(new),
+        good_len,
+        "{what}: append after the last record"
+    );
+    drop(wal);
+    let wal = Wal::builder(&dir).open()?;
+    let mut expected = w.contents.clone();
+    expected.push(Bytes::from_static(b"next"));
+    assert_eq!(contents(&wal)?, expected, "{what}: after reopening");
+    assert!(wal.recovery_report().torn_tails.is_empty(), "{what}");
+    Ok(())
+}
+
+#[test]
+fn random_garbage_after_the_last_record_is_a_torn_tail() -> TestResult {
+    check_garbage_tail("100 noise bytes", |p| append_bytes(p, &noise(100)))
+}
+
+#[test]
+fn zeroed_sector_after_the_last_record_is_a_torn_tail() -> TestResult {
+    check_garbage_tail("512 zero bytes", |p| append_bytes(p, &[0u8; 512]))
+}
+
+#[test]
+fn file_grown_with_zeros_is_a_torn_tail() -> TestResult {
+    check_garbage_tail("grown by 4096 zeros", |p| {
+        let len = std::fs::metadata(p)?.len();
+        set_len(p, len + 4096)
+    })
+}
+
+#[test]
+fn absolute_consistency_refuses_a_torn_tail() -> TestResult {
+    let t = tempfile::tempdir()?;
+    let pristine_dir = t.path().join("pristine");
+    let w = write_records(&pristine_dir)?;
+    let name = w.segment.file_name().ok_or("no file name")?.to_owned();
+    let pristine = std::fs::read(&w.segment)?;
+    let last_start = start_of(w.refs[N - 1]);
+    let end = pristine.len() as u64;
+    for cut in [
+        last_start + 1,
+        last_start + RECORD_FIXED,
+        (last_start + end) / 2,
+        end - 1,
+    ] {
+        let dir = t.path().join(format!("cut{cut}"));
+        std::fs::create_dir_all(&dir)?;
+        let seg = dir.join(&name);
+        std::fs::write(&seg, &pristine[..usize::try_from(cut)?])?;
+        let opened = Wal::builder(&dir)
+            .recovery(RecoveryMode::AbsoluteConsistency)
+            .open();
+        assert!(
+            matches!(opened, Err(WalError::CorruptedData(_))),
+            "cut {cut}: expected CorruptedData, got {opened:?}"
+        );
+        assert_eq!(file_len(&seg)?, cut, "cut {cut}: nothing changed on disk");
+        // The default policy still opens it.
+        let wal = Wal::builder(&dir).open()?;
+        assert_eq!(contents(&wal)?, &w.contents[..N - 1], "cut {cut}");
+    }
+    // Garbage after intact records is refused as well.
+    let seg = w.segment.clone();
+    append_bytes(&seg, &[0u8; 512])?;
+    let opened = Wal::builder(&pristine_dir)
+        .recovery(RecoveryMode::AbsoluteConsistency)
+        .open();
+    assert!(
+        matches!(opened, Err(WalError::CorruptedData(_))),
+        "zero tail: expected CorruptedData, got {opened:?}"
+    );
+    assert_eq!(file_len(&seg)?, end + 512);
+    // An intact directory opens under AbsoluteConsistency.
+    set_len(&seg, end)?;
+    let wal = Wal::builder(&pristine_dir)
+        .recovery(RecoveryMode::AbsoluteConsistency)
+        .open()?;
+    assert_eq!(contents(&wal)?, w.contents);
+    Ok(())
+}
+
+#[test]
+fn read_only_open_of_a_torn_directory_returns_the_prefix_and_changes_nothing() -> TestResult {
+    let t = tempfile::tempdir()?;
+    let dir = t.path().join("wal");
+    let w = write_records(&dir)?;
+    let last_start = start_of(w.refs[N - 1]);
+    let cut = last_start + RECORD_FIXED + 2;
+    set_len(&w.segment, cut)?;
+    let before = std::fs::read(&w.segment)?;
+
+    let wal = Wal::builder(&dir).read_only(true).open()?;
+    assert!(wal.is_read_only());
+    assert_eq!(contents(&wal)?, &w.contents[..N - 1]);
+    assert_eq!(records(&wal)?, &w.contents[..N - 1]);
+    assert!(wal.read_entry_at(w.refs[N - 1]).is_err(), "torn record");
+    let report = wal.recovery_report();
+    assert_eq!(report.torn_tails.len(), 1, "{report:?}");
+    assert_eq!(report.torn_tails[0].file_position, last_start);
+    assert!(!report.torn_tails[0].repaired, "read-only never repairs");
+    assert!(matches!(
+        wal.append_entry(KEY, None, Bytes::from_static(b"x"), false),
+        Err(WalError::ReadOnly(_))
+    ));
+    assert_eq!(
+        file_len(&w.segment)?,
+        cut,
+        "file length unchanged while open"
+    );
+    drop(wal);
+    assert_eq!(
+        std::fs::read(&w.segment)?,
+        before,
+        "a read-only open changes nothing on disk"
+    );
+
+    // A writer opening afterwards still sees and repairs the tear.
+    let wal = Wal::builder(&dir).open()?;
+    assert_eq!(wal.recovery_report().torn_tails.len(), 1);
+    assert_eq!(file_len(&w.segment)?, last_start);
+    Ok(())
+}
