@@ -3,6 +3,11 @@
 //!
 //! Run: `cargo bench -p nano-wal-bench --bench core`
 
+#![expect(
+    missing_docs,
+    reason = "criterion's macros generate undocumented items"
+)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -105,5 +110,9 @@ fn enumerate(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, appends, random_reads, enumerate);
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = appends, random_reads, enumerate
+}
 criterion_main!(benches);
