@@ -96,7 +96,7 @@ impl Engine {
             .wait_synced(
                 generation,
                 || self.dir_generation.load(Ordering::Acquire),
-                || self.config.storage.sync_dir(dir),
+                || self.with_descriptor(|| self.config.storage.sync_dir(dir)),
             )
             .map_err(|m| WalError::Poisoned(format!("directory {}: {m}", dir.display())))
     }
@@ -125,24 +125,31 @@ impl Engine {
             OpenMode::ReadWrite
         };
         let storage = &self.config.storage;
-        let file = match storage.open(&seg.path, mode) {
-            Err(e) if out_of_descriptors(&e) => {
-                // The process limit is below our cache size: close half of
-                // what we hold and lower the cap, then try once more.
-                self.flush_evicted(self.cache.shrink());
-                storage.open(&seg.path, mode)
-            }
-            other => other,
-        }
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => {
-                WalError::EntryNotFound(format!("segment {} no longer exists", seg.path.display()))
-            }
-            _ => io_at(&seg.path, "open", e),
-        })?;
+        let file = self
+            .with_descriptor(|| storage.open(&seg.path, mode))
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => WalError::EntryNotFound(format!(
+                    "segment {} no longer exists",
+                    seg.path.display()
+                )),
+                _ => io_at(&seg.path, "open", e),
+            })?;
         let (file, evicted) = self.cache.insert(seg, file);
         self.flush_evicted(evicted);
         Ok(file)
+    }
+
+    /// Run `op`, which needs a file descriptor. If the process is out of
+    /// them (its limit is below our cache size), close half of the cached
+    /// handles, lower the cache's cap, and try once more.
+    pub fn with_descriptor<T>(&self, op: impl Fn() -> io::Result<T>) -> io::Result<T> {
+        match op() {
+            Err(e) if out_of_descriptors(&e) && self.cache.len() > 1 => {
+                self.flush_evicted(self.cache.shrink());
+                op()
+            }
+            other => other,
+        }
     }
 
     /// Add a freshly created file to the cache.
@@ -157,7 +164,7 @@ impl Engine {
     /// poisons that segment, so no caller is ever told its data is durable.
     pub fn flush_evicted(&self, evicted: Vec<Evicted>) {
         for (seg, file) in evicted {
-            if !seg.is_dirty() {
+            if !seg.needs_sync_before_close() {
                 continue;
             }
             let target = seg.end();

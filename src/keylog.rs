@@ -153,7 +153,7 @@ impl KeyLog {
             let to = pending.records.get(j).map_or(pending.bytes.len(), |r| r.0);
             self.write_at(&mut w, engine, &seg, &pending.bytes[from..to], start_pos)?;
             // Readers may now see the records: they are complete in the file.
-            seg.set_end(pos);
+            seg.publish(pos);
             touched.push((seg, pos));
             i = j;
         }
@@ -242,8 +242,8 @@ impl KeyLog {
             sequence,
         ));
         let storage = &engine.config.storage;
-        let file = storage
-            .open(&path, OpenMode::CreateNew)
+        let file = engine
+            .with_descriptor(|| storage.open(&path, OpenMode::CreateNew))
             .map_err(|e| io_at(&path, "create", e))?;
         let generation = engine.dir_changed();
         if let Err(e) = write_all_at(&*file, &header, 0) {
@@ -268,6 +268,7 @@ impl KeyLog {
             header_len,
             generation,
         ));
+        seg.note_written();
         engine.adopt(&seg, file);
         self.insert_segment(seg.clone());
         w.active = Some(seg.clone());

@@ -105,9 +105,7 @@ fn load_key(
             OpenMode::ReadWrite
         };
         let file = engine
-            .config
-            .storage
-            .open(&path, mode)
+            .with_descriptor(|| engine.config.storage.open(&path, mode))
             .map_err(|e| io_at(&path, "open", e))?;
         let len = file.file_len().map_err(|e| io_at(&path, "stat", e))?;
         let mut head = vec![

@@ -2,7 +2,7 @@
 //! much of it is known to be durable.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::format::FORMAT_VERSION_CURRENT;
 use crate::watermark::Watermark;
@@ -30,6 +30,9 @@ pub(crate) struct Segment {
     pub durability: Watermark,
     /// Records before this position passed their checks in this process.
     verified_end: AtomicU64,
+    /// This process wrote to the file (so closing its handle must not lose a
+    /// write-back error).
+    written_here: AtomicBool,
 }
 
 impl Segment {
@@ -59,6 +62,7 @@ impl Segment {
             // Nothing is assumed durable until this process has synced it.
             durability: Watermark::new(0),
             verified_end: AtomicU64::new(header_len),
+            written_here: AtomicBool::new(false),
         }
     }
 
@@ -79,10 +83,27 @@ impl Segment {
         self.end.load(Ordering::Acquire)
     }
 
-    /// Publish new valid data; only the key's writer calls this, after the
-    /// bytes were written.
+    /// Set where the valid data ends (recovery, after scanning).
     pub fn set_end(&self, end: u64) {
         self.end.store(end, Ordering::Release);
+    }
+
+    /// Note a write by this process; only the key's writer calls this.
+    pub fn note_written(&self) {
+        self.written_here.store(true, Ordering::Release);
+    }
+
+    /// Publish new valid data; only the key's writer calls this, after the
+    /// bytes were written.
+    pub fn publish(&self, end: u64) {
+        self.note_written();
+        self.end.store(end, Ordering::Release);
+    }
+
+    /// Whether closing the handle first needs a sync: this process wrote
+    /// bytes that are not yet known durable.
+    pub fn needs_sync_before_close(&self) -> bool {
+        self.written_here.load(Ordering::Acquire) && self.is_dirty()
     }
 
     pub fn has_records(&self) -> bool {
