@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::cursor::{Cursor, SegmentMeta};
 use crate::engine::Engine;
 use crate::error::{Result, WalError, io_at};
-use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN};
+use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN, SegmentHeader};
 use crate::format::{FORMAT_VERSION_CURRENT, FORMAT_VERSION_LEGACY, SH_FIXED_LEN};
 use crate::key::parse_segment_file_name;
 use crate::keylog::{KeyLog, Writer};
@@ -29,6 +29,9 @@ pub struct RecoveryReport {
     pub segments: usize,
     /// Torn writes cut off (or, read-only, ignored) at the end of a key.
     pub torn_tails: Vec<TornTail>,
+    /// Expired segments that an interrupted compaction had removed but a
+    /// crash brought back; removed again (read-only: ignored).
+    pub expired_leftovers: Vec<PathBuf>,
 }
 
 /// A torn write found at the end of a key's log.
@@ -99,71 +102,26 @@ fn load_key(
     let mut next_sequence = last_seq + 1;
     for (&seq, name) in files {
         let path = engine.config.dir.join(name);
-        let mode = if engine.read_only.is_some() {
-            OpenMode::Read
-        } else {
-            OpenMode::ReadWrite
-        };
-        let file = engine
-            .with_descriptor(|| engine.config.storage.open(&path, mode))
-            .map_err(|e| io_at(&path, "open", e))?;
-        let len = file.file_len().map_err(|e| io_at(&path, "stat", e))?;
-        let mut head = vec![
-            0u8;
-            usize::try_from(len)
-                .unwrap_or(MAX_HEADER_LEN)
-                .min(MAX_HEADER_LEN)
-        ];
-        read_exact_at(&*file, &mut head, 0).map_err(|e| io_at(&path, "read", e))?;
-        let header = match segment_header::decode(&head) {
+        let (file, len, decoded) = read_header(engine, &path)?;
+        let prev = table.values().next_back().map(|s| s.version);
+        let checked =
+            decoded.and_then(|h| in_context(&h, hash, seq, key.as_deref(), prev).map(|()| h));
+        let header = match checked {
             Ok(h) => h,
-            Err(HeaderDefect::UnsupportedVersion(v)) => {
+            Err(Problem::Unsupported(v)) => {
                 return Err(WalError::UnsupportedFormat(format!(
                     "segment {} has format version {v}; this build reads versions 1 and 2",
                     path.display()
                 )));
             }
-            Err(defect) if seq == last_seq => {
-                torn_header(engine, &path, &*file, hash, seq, len, &defect, report)?;
+            Err(Problem::Bad(why)) if seq == last_seq => {
+                torn_header(engine, &path, &*file, (hash, seq, len), &why, report)?;
                 next_sequence = seq;
                 continue;
             }
-            Err(defect) => return Err(corrupted(&path, 0, defect)),
+            Err(Problem::Bad(why)) => return Err(corrupted(&path, 0, why)),
         };
-        if header.version == FORMAT_VERSION_CURRENT
-            && (header.key_hash != Some(hash) || header.sequence != Some(seq))
-        {
-            return Err(corrupted(
-                &path,
-                0,
-                format_args!(
-                    "header names key hash {:?} sequence {:?}, the file name {hash} {seq}",
-                    header.key_hash, header.sequence
-                ),
-            ));
-        }
-        match &key {
-            Some(k) if *k != header.key => {
-                return Err(corrupted(
-                    &path,
-                    0,
-                    "key differs from the key's other segments",
-                ));
-            }
-            Some(_) => {}
-            None => key = Some(header.key.clone()),
-        }
-        if let Some((&prev, p)) = table.last_key_value()
-            && p.is_current_format()
-            && header.version == FORMAT_VERSION_CURRENT
-            && prev + 1 != seq
-        {
-            return Err(corrupted(
-                &path,
-                0,
-                format_args!("segment {} of this key is missing", prev + 1),
-            ));
-        }
+        key.get_or_insert_with(|| header.key.clone());
         let seg = Arc::new(Segment::new(
             hash,
             seq,
@@ -177,6 +135,7 @@ fn load_key(
         engine.adopt(&seg, file);
         table.insert(seq, seg);
     }
+    drop_compaction_leftovers(engine, &mut table, report)?;
     let Some(key) = key else { return Ok(None) };
     for seg in table.values() {
         let is_last = table
@@ -206,21 +165,136 @@ fn load_key(
     Ok(Some(KeyLog::new(key, hash, prefix, table, writer)))
 }
 
+/// Why a segment header cannot be used.
+enum Problem {
+    Unsupported(u32),
+    Bad(String),
+}
+
+type OpenedHeader = (
+    Arc<dyn StorageFile>,
+    u64,
+    std::result::Result<SegmentHeader, Problem>,
+);
+
+/// Open a segment file and decode its header.
+fn read_header(engine: &Engine, path: &std::path::Path) -> Result<OpenedHeader> {
+    let mode = if engine.read_only.is_some() {
+        OpenMode::Read
+    } else {
+        OpenMode::ReadWrite
+    };
+    let file = engine
+        .with_descriptor(|| engine.config.storage.open(path, mode))
+        .map_err(|e| io_at(path, "open", e))?;
+    let len = file.file_len().map_err(|e| io_at(path, "stat", e))?;
+    let mut head = vec![
+        0u8;
+        usize::try_from(len)
+            .unwrap_or(MAX_HEADER_LEN)
+            .min(MAX_HEADER_LEN)
+    ];
+    read_exact_at(&*file, &mut head, 0).map_err(|e| io_at(path, "read", e))?;
+    let decoded = segment_header::decode(&head).map_err(|d| match d {
+        HeaderDefect::UnsupportedVersion(v) => Problem::Unsupported(v),
+        other => Problem::Bad(other.to_string()),
+    });
+    Ok((file, len, decoded))
+}
+
+/// A header that decodes must also fit its file name and its key's other
+/// segments. A torn version-2 header can look like a version-1 one (0.5
+/// wrote zeros where the version now is), which these checks catch.
+fn in_context(
+    h: &SegmentHeader,
+    hash: u64,
+    seq: u64,
+    key: Option<&[u8]>,
+    prev_version: Option<u32>,
+) -> std::result::Result<(), Problem> {
+    let bad = |s: String| Err(Problem::Bad(s));
+    if h.version == FORMAT_VERSION_CURRENT && (h.key_hash != Some(hash) || h.sequence != Some(seq))
+    {
+        return bad(format!(
+            "header names key hash {:?} sequence {:?}, the file name {hash} {seq}",
+            h.key_hash, h.sequence
+        ));
+    }
+    if h.version == FORMAT_VERSION_LEGACY {
+        if crate::key::key_hash(&h.key) != hash {
+            return bad(format!("version-1 header's key does not hash to {hash}"));
+        }
+        if prev_version == Some(FORMAT_VERSION_CURRENT) {
+            return bad("version-1 header after version-2 segments".into());
+        }
+    }
+    if key.is_some_and(|k| k != h.key) {
+        return bad("key differs from the key's other segments".into());
+    }
+    Ok(())
+}
+
+/// Retention removes a key's oldest segments and then syncs the directory;
+/// a crash in between can bring back some removed files and not others,
+/// leaving a gap. Segments below a gap are such leftovers if every one of
+/// them has expired: remove them again. Otherwise a segment is missing
+/// from the middle of the log, which is corruption.
+fn drop_compaction_leftovers(
+    engine: &Engine,
+    table: &mut BTreeMap<u64, Arc<Segment>>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let v2: Vec<&Arc<Segment>> = table.values().filter(|s| s.is_current_format()).collect();
+    let Some(after_gap) = v2
+        .windows(2)
+        .rev()
+        .find(|w| w[0].sequence + 1 != w[1].sequence)
+        .map(|w| w[1].clone())
+    else {
+        return Ok(());
+    };
+    let now = engine.config.clock.now_unix_ms();
+    let retention = engine.config.options.retention_ms();
+    let below: Vec<Arc<Segment>> = table
+        .range(..after_gap.sequence)
+        .map(|(_, s)| s.clone())
+        .collect();
+    if !below
+        .iter()
+        .all(|s| crate::retention::expired(s, now, retention))
+    {
+        let missing = below.last().map_or(0, |s| s.sequence + 1);
+        return Err(corrupted(
+            &after_gap.path,
+            0,
+            format_args!("segment {missing} of this key is missing"),
+        ));
+    }
+    for seg in below {
+        table.remove(&seg.sequence);
+        engine.cache.forget(seg.id());
+        if engine.read_only.is_none() {
+            match engine.config.storage.remove_file(&seg.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_at(&seg.path, "remove expired", e)),
+            }
+            engine.dir_changed();
+        }
+        report.expired_leftovers.push(seg.path.clone());
+    }
+    Ok(())
+}
+
 /// The last segment's header is unreadable. With nothing valid after it,
 /// it is a segment whose creation was torn by a crash: it never held an
 /// acknowledged record, so it is removed. Otherwise it is corruption.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "plain data passed down from one caller"
-)]
 fn torn_header(
     engine: &Engine,
     path: &std::path::Path,
     file: &dyn StorageFile,
-    hash: u64,
-    seq: u64,
-    len: u64,
-    defect: &HeaderDefect,
+    (hash, seq, len): (u64, u64, u64),
+    defect: &str,
     report: &mut RecoveryReport,
 ) -> Result<()> {
     let meta = SegmentMeta {
@@ -259,7 +333,7 @@ fn torn_header(
         path: path.to_path_buf(),
         file_position: 0,
         bytes_dropped: len,
-        reason: defect.to_string(),
+        reason: defect.to_owned(),
         repaired,
     });
     Ok(())

@@ -11,7 +11,7 @@ use crate::segment::Segment;
 /// Every record in a segment is stamped before its `rotate_at_ms`, so once
 /// `rotate_at_ms + retention` has passed, all of them are older than the
 /// retention. A clock that steps backwards only delays this.
-fn expired(seg: &Segment, now_ms: u64, retention_ms: u64) -> bool {
+pub(crate) fn expired(seg: &Segment, now_ms: u64, retention_ms: u64) -> bool {
     seg.rotate_at_ms.saturating_add(retention_ms) <= now_ms
 }
 

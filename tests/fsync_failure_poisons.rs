@@ -12,7 +12,7 @@ use nano_wal::{Wal, WalError};
 #[test]
 fn failed_fsync_poisons_the_key_and_sync() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
-    let (storage, faults) = common::FaultyStorage::new();
+    let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
     let ok = wal.append_entry("k", None, Bytes::from("before"), true)?;
     wal.append_entry("other", None, Bytes::from("x"), false)?;
@@ -55,7 +55,7 @@ fn failed_fsync_poisons_the_key_and_sync() -> Result<(), WalError> {
 #[test]
 fn full_disk_leaves_no_torn_record_and_appends_resume() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
-    let (storage, faults) = common::FaultyStorage::new();
+    let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
     let first = wal.append_entry("k", None, Bytes::from("one"), true)?;
 

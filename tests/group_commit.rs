@@ -12,7 +12,7 @@ use nano_wal::{Wal, WalError};
 #[test]
 fn sync_touches_only_dirty_segments() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
-    let (storage, faults) = common::FaultyStorage::new();
+    let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
     for k in 0..50 {
         wal.append_entry(format!("key{k}"), None, Bytes::from("x"), false)?;
@@ -35,7 +35,7 @@ fn sync_touches_only_dirty_segments() -> Result<(), WalError> {
 #[test]
 fn durable_batch_syncs_only_the_segments_it_wrote() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
-    let (storage, faults) = common::FaultyStorage::new();
+    let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
     for k in 0..100 {
         wal.append_entry(format!("idle{k}"), None, Bytes::from("x"), true)?;
@@ -54,7 +54,7 @@ fn durable_batch_syncs_only_the_segments_it_wrote() -> Result<(), WalError> {
 #[test]
 fn concurrent_durable_appends_share_fsyncs() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
-    let (storage, faults) = common::FaultyStorage::new();
+    let (storage, faults) = common::FaultyStorage::create();
     let wal = Arc::new(Wal::builder(dir.path()).storage(storage).open()?);
     wal.append_entry("shared", None, Bytes::from("warm"), true)?;
     // A slow disk: while one fsync runs, the other threads queue up behind it.
@@ -88,7 +88,7 @@ fn concurrent_durable_appends_share_fsyncs() -> Result<(), WalError> {
     );
     assert_eq!(
         wal.enumerate_records("shared")?.count(),
-        appends as usize + 1
+        usize::try_from(appends).map_err(|_| WalError::Closed)? + 1
     );
     Ok(())
 }
@@ -96,7 +96,7 @@ fn concurrent_durable_appends_share_fsyncs() -> Result<(), WalError> {
 #[test]
 fn new_segment_directory_entry_is_synced_before_durable_ack() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
-    let (storage, faults) = common::FaultyStorage::new();
+    let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
     wal.append_entry("a", None, Bytes::from("x"), false)?;
     assert_eq!(

@@ -15,7 +15,7 @@ use nano_wal::{Wal, WalError};
 #[test]
 fn a_stalled_key_does_not_block_other_keys() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
-    let (storage, faults) = common::FaultyStorage::new();
+    let (storage, faults) = common::FaultyStorage::create();
     let wal = Arc::new(Wal::builder(dir.path()).storage(storage).open()?);
     wal.append_entry("slowkey", None, Bytes::from("first"), false)?;
     let fast_ref = wal.append_entry("fastkey", None, Bytes::from("first"), false)?;

@@ -12,7 +12,7 @@ use nano_wal::{Wal, WalError};
 #[test]
 fn one_write_call_per_record_and_per_batch_segment() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
-    let (storage, faults) = common::FaultyStorage::new();
+    let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
     wal.append_entry("k", Some(Bytes::from("h")), Bytes::from("first"), false)?;
     let before = faults.writes.load(Ordering::SeqCst);
@@ -55,7 +55,7 @@ fn reads_never_list_the_directory() -> Result<(), WalError> {
             wal.append_entry(format!("key{k}"), None, Bytes::from(format!("v{k}")), false)?;
         }
     }
-    let (storage, faults) = common::FaultyStorage::new();
+    let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
     assert_eq!(
         faults.dir_lists.load(Ordering::SeqCst),

@@ -43,7 +43,7 @@ pub struct FaultyStorage {
 }
 
 impl FaultyStorage {
-    pub fn new() -> (Arc<dyn Storage>, Arc<Faults>) {
+    pub fn create() -> (Arc<dyn Storage>, Arc<Faults>) {
         let faults = Arc::new(Faults::default());
         (
             Arc::new(Self {

@@ -1,0 +1,204 @@
+//! The named workloads every crash and fault test runs.
+
+use crate::workload::Spec;
+
+/// 25 workloads mixing keys, headers, durable and non-durable appends,
+/// batches, rotation by size and by time, compaction under a moving clock,
+/// reopen and close.
+pub fn workloads() -> Vec<(&'static str, Spec)> {
+    let m = Spec::mixed;
+    let mut out = vec![
+        (
+            "non-durable, one key",
+            Spec {
+                keys: 1,
+                durable_pct: 0,
+                batch_pct: 0,
+                sync_pct: 0,
+                compact_pct: 0,
+                reopen_pct: 0,
+                advance_pct: 0,
+                ..m(1)
+            },
+        ),
+        (
+            "durable, one key",
+            Spec {
+                keys: 1,
+                durable_pct: 100,
+                batch_pct: 0,
+                sync_pct: 0,
+                compact_pct: 0,
+                reopen_pct: 0,
+                advance_pct: 0,
+                ..m(2)
+            },
+        ),
+        (
+            "mixed durability, one key",
+            Spec {
+                keys: 1,
+                durable_pct: 50,
+                ..m(3)
+            },
+        ),
+        ("mixed, three keys", m(4)),
+        ("mixed, six keys", Spec { keys: 6, ..m(5) }),
+        (
+            "batches, non-durable",
+            Spec {
+                batch_pct: 70,
+                durable_pct: 0,
+                ..m(6)
+            },
+        ),
+        (
+            "batches, durable",
+            Spec {
+                batch_pct: 70,
+                durable_pct: 100,
+                ..m(7)
+            },
+        ),
+        (
+            "sync-heavy",
+            Spec {
+                sync_pct: 40,
+                durable_pct: 0,
+                ..m(8)
+            },
+        ),
+        (
+            "size rotation, big records",
+            Spec {
+                max_content_bytes: 1800,
+                ..m(9)
+            },
+        ),
+        (
+            "size rotation, durable",
+            Spec {
+                max_content_bytes: 1800,
+                durable_pct: 80,
+                ..m(10)
+            },
+        ),
+        (
+            "time rotation",
+            Spec {
+                advance_pct: 40,
+                ..m(11)
+            },
+        ),
+        (
+            "time rotation, durable",
+            Spec {
+                advance_pct: 40,
+                durable_pct: 90,
+                ..m(12)
+            },
+        ),
+        (
+            "compaction",
+            Spec {
+                advance_pct: 30,
+                compact_pct: 20,
+                ..m(13)
+            },
+        ),
+        (
+            "compaction, durable",
+            Spec {
+                advance_pct: 30,
+                compact_pct: 20,
+                durable_pct: 80,
+                ..m(14)
+            },
+        ),
+        (
+            "compaction of idle keys",
+            Spec {
+                keys: 4,
+                advance_pct: 35,
+                compact_pct: 30,
+                max_content_bytes: 900,
+                ..m(15)
+            },
+        ),
+        (
+            "reopen-heavy",
+            Spec {
+                reopen_pct: 25,
+                ..m(16)
+            },
+        ),
+        (
+            "reopen-heavy, durable",
+            Spec {
+                reopen_pct: 25,
+                durable_pct: 70,
+                ..m(17)
+            },
+        ),
+        (
+            "empty records",
+            Spec {
+                max_content_bytes: 0,
+                ..m(18)
+            },
+        ),
+        (
+            "tiny records, many",
+            Spec {
+                max_content_bytes: 8,
+                steps: 60,
+                ..m(19)
+            },
+        ),
+        (
+            "large records",
+            Spec {
+                max_content_bytes: 5000,
+                steps: 25,
+                ..m(20)
+            },
+        ),
+        (
+            "everything",
+            Spec {
+                keys: 5,
+                advance_pct: 20,
+                compact_pct: 10,
+                reopen_pct: 10,
+                batch_pct: 25,
+                ..m(21)
+            },
+        ),
+        (
+            "everything, durable",
+            Spec {
+                keys: 5,
+                advance_pct: 20,
+                compact_pct: 10,
+                reopen_pct: 10,
+                batch_pct: 25,
+                durable_pct: 80,
+                ..m(22)
+            },
+        ),
+        ("one key per step", Spec { keys: 12, ..m(23) }),
+        (
+            "short retention",
+            Spec {
+                retention_ms: 2_000,
+                segments_per_period: 2,
+                advance_pct: 30,
+                compact_pct: 15,
+                ..m(24)
+            },
+        ),
+        ("long mixed", Spec { steps: 70, ..m(25) }),
+    ];
+    out.truncate(25);
+    out
+}
