@@ -1,7 +1,9 @@
 //! A bounded LRU of open file handles, so the number of descriptors stays
 //! under a limit however many keys and segments there are.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::segment::{Segment, SegmentId};
@@ -21,7 +23,7 @@ struct Slot {
 struct Lru {
     capacity: usize,
     tick: u64,
-    slots: HashMap<SegmentId, Slot>,
+    slots: HashMap<SegmentId, Slot, BuildHasherDefault<DefaultHasher>>,
     by_age: BTreeMap<u64, SegmentId>,
 }
 
@@ -36,7 +38,7 @@ impl HandleCache {
             lru: Mutex::new(Lru {
                 capacity: capacity.max(1),
                 tick: 0,
-                slots: HashMap::new(),
+                slots: HashMap::default(),
                 by_age: BTreeMap::new(),
             }),
         }

@@ -2,6 +2,13 @@
 //! handle cache, the key table and the directory's durability watermark.
 
 use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::BuildHasherDefault;
+
+/// The key table. Its keys are already hashes, and a fixed hasher makes
+/// iteration order (and so the order of syncs) the same on every run, which
+/// deterministic crash simulation relies on.
+pub(crate) type KeyTable = HashMap<u64, Arc<KeyLog>, BuildHasherDefault<DefaultHasher>>;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -18,7 +25,7 @@ use crate::watermark::Watermark;
 pub(crate) struct Engine {
     pub config: Config,
     pub cache: HandleCache,
-    pub keys: RwLock<HashMap<u64, Arc<KeyLog>>>,
+    pub keys: RwLock<KeyTable>,
     /// Why this handle cannot write, if it cannot.
     pub read_only: Option<String>,
     pub closed: AtomicBool,
@@ -39,7 +46,7 @@ impl Engine {
         Self {
             config,
             cache,
-            keys: RwLock::new(HashMap::new()),
+            keys: RwLock::new(KeyTable::default()),
             read_only,
             closed: AtomicBool::new(false),
             // Generation 1 stands for "whatever the directory held at open":
@@ -104,11 +111,21 @@ impl Engine {
     /// Make the segment's bytes up to `target` durable, sharing the fsync
     /// with every other thread waiting on the same segment.
     pub fn make_durable(&self, seg: &Arc<Segment>, target: u64) -> Result<()> {
+        let file = self.file(seg)?;
+        self.make_durable_with(seg, &file, target)
+    }
+
+    /// [`Engine::make_durable`] through a handle the caller already has.
+    fn make_durable_with(
+        &self,
+        seg: &Arc<Segment>,
+        file: &Arc<dyn StorageFile>,
+        target: u64,
+    ) -> Result<()> {
         // IMPORTANT: the segment's directory entry must survive power loss
-        // before any record in it is acknowledged, or the whole file could
+        // before any record in it counts as durable, or the whole file could
         // vanish with the records the caller was told are durable.
         self.sync_dir_through(seg.dir_generation)?;
-        let file = self.file(seg)?;
         seg.durability
             .wait_synced(target, || seg.end(), || file.sync_data())
             .map_err(|m| WalError::Poisoned(format!("segment {}: {m}", seg.path.display())))
@@ -167,13 +184,14 @@ impl Engine {
             if !seg.needs_sync_before_close() {
                 continue;
             }
-            let target = seg.end();
-            let synced = seg
-                .durability
-                .wait_synced(target, || seg.end(), || file.sync_data());
-            // A failure is not lost: the watermark keeps it, and every later
-            // append to or durable wait on that segment returns it.
-            debug_assert!(synced.is_ok() || seg.durability.failure().is_some());
+            // Through the full durability path (directory entry, then data):
+            // once synced here, `sync()` treats the segment as clean.
+            if let Err(e) = self.make_durable_with(&seg, &file, seg.end()) {
+                // Not lost: a failed file sync is kept in the segment's
+                // watermark, a failed directory sync in the directory's, and
+                // every later append or durable wait returns it.
+                debug_assert!(matches!(e, WalError::Poisoned(_)), "{e}");
+            }
         }
     }
 }

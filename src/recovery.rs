@@ -6,12 +6,12 @@
 //! (`TolerateTornTail`); damage followed by a valid record is corruption and
 //! fails the open, naming the file and offset.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::cursor::{Cursor, SegmentMeta};
-use crate::engine::Engine;
+use crate::engine::{Engine, KeyTable};
 use crate::error::{Result, WalError, io_at};
 use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN, SegmentHeader};
 use crate::format::{FORMAT_VERSION_CURRENT, FORMAT_VERSION_LEGACY, SH_FIXED_LEN};
@@ -62,10 +62,7 @@ pub(crate) fn corrupted(
 }
 
 /// Build the key table from the directory.
-pub(crate) fn load(
-    engine: &Engine,
-    report: &mut RecoveryReport,
-) -> Result<HashMap<u64, Arc<KeyLog>>> {
+pub(crate) fn load(engine: &Engine, report: &mut RecoveryReport) -> Result<KeyTable> {
     let dir = &engine.config.dir;
     let names = engine
         .config
@@ -78,7 +75,7 @@ pub(crate) fn load(
             groups.entry(hash).or_default().insert(seq, name);
         }
     }
-    let mut keys = HashMap::with_capacity(groups.len());
+    let mut keys = KeyTable::default();
     for (hash, files) in groups {
         report.segments += files.len();
         if let Some(log) = load_key(engine, hash, &files, report)? {

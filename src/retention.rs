@@ -45,13 +45,15 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
     if n_expired == segments.len() {
         if last.has_records() && w.poisoned.is_none() {
             // The newest segment holds only expired records. Start an empty
-            // successor, and make its name durable before removing anything,
-            // so the key's sequence never goes back to an old number.
+            // successor and make it durable, name and header, before removing
+            // anything: recovery then always finds the newest sequence, never
+            // goes back to an old number, and sees any segment a crash brings
+            // back as a gap below it.
             if w.active.as_ref().is_some_and(|a| Arc::ptr_eq(a, last)) {
                 log.seal(&mut w, engine, last)?;
             }
             let next = log.create_segment(&mut w, engine, now)?;
-            engine.sync_dir_through(next.dir_generation)?;
+            engine.make_durable(&next, next.end())?;
         } else {
             doomed = &segments[..n_expired - 1];
         }

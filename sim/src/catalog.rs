@@ -1,5 +1,6 @@
 //! The named workloads every crash and fault test runs.
 
+use crate::rng::Rng;
 use crate::workload::Spec;
 
 /// 25 workloads mixing keys, headers, durable and non-durable appends,
@@ -201,4 +202,24 @@ pub fn workloads() -> Vec<(&'static str, Spec)> {
     ];
     out.truncate(25);
     out
+}
+
+/// A workload whose every parameter comes from the seed.
+pub fn random_spec(seed: u64) -> Spec {
+    let mut r = Rng::new(seed);
+    Spec {
+        seed,
+        steps: 10 + r.index(60),
+        keys: 1 + r.index(6),
+        max_content_bytes: [0, 16, 300, 1500, 6000][r.index(5)],
+        max_segment_bytes: 4096 << r.below(3),
+        retention_ms: 1000 * (1 + r.below(120)),
+        segments_per_period: 1 + u32::try_from(r.below(8)).unwrap_or(0),
+        durable_pct: r.below(101),
+        batch_pct: r.below(30),
+        sync_pct: r.below(15),
+        advance_pct: r.below(30),
+        compact_pct: r.below(15),
+        reopen_pct: r.below(10),
+    }
 }

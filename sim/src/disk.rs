@@ -238,6 +238,41 @@ impl SimDisk {
         self.lock().fault = fault;
     }
 
+    /// One line per logged operation, for replay output.
+    pub fn describe_log(&self) -> Vec<String> {
+        let st = self.lock();
+        let name_of = |id: usize| {
+            st.log.iter().find_map(|op| match op {
+                Op::Create { name, id: i } if *i == id => {
+                    Some(name.rsplit('/').next().unwrap_or("").to_owned())
+                }
+                _ => None,
+            })
+        };
+        st.log
+            .iter()
+            .map(|op| match op {
+                Op::Create { name, .. } => format!("create {name}"),
+                Op::Remove { name } => format!("remove {name}"),
+                Op::Write { id, offset, bytes } => {
+                    format!("write {:?} @{offset} +{}", name_of(*id), bytes.len())
+                }
+                Op::SetLen { id, len } => format!("set_len {:?} {len}", name_of(*id)),
+                Op::Sync { id, ok } => format!("sync {:?} ok={ok}", name_of(*id)),
+                Op::SyncDir => "sync_dir".to_owned(),
+            })
+            .collect()
+    }
+
+    /// Every file on the disk with its length.
+    pub fn listing(&self) -> Vec<(String, usize)> {
+        let st = self.lock();
+        st.names
+            .iter()
+            .map(|(n, &id)| (n.clone(), st.files[id].len()))
+            .collect()
+    }
+
     /// The bytes a reader sees in `path`, if it exists.
     pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
         let st = self.lock();
@@ -274,13 +309,10 @@ impl SimDisk {
         for name in all {
             let now = replay.names.get(name).copied();
             let durable = replay.durable_names.get(name).copied();
-            let pick = if damage == Damage::ProcessCrash || now == durable {
-                now
-            } else if rng.chance(1, 2) {
-                now
-            } else {
-                durable
-            };
+            // A change not yet made durable by a directory sync may or may
+            // not survive; the short-circuit keeps the draw sequence stable.
+            let keep_now = damage == Damage::ProcessCrash || now == durable || rng.chance(1, 2);
+            let pick = if keep_now { now } else { durable };
             if let Some(id) = pick {
                 place(name, id, rng);
             }
@@ -344,7 +376,7 @@ impl FileReplay {
                     *b = if damage == Damage::SectorZeros {
                         0
                     } else {
-                        rng.next_u64() as u8
+                        rng.next_u64().to_le_bytes()[0]
                     };
                 }
             }

@@ -219,7 +219,7 @@ pub struct History {
 
 fn content_for(n: usize, len: usize) -> Bytes {
     let mut v = format!("#{n}#").into_bytes();
-    v.resize(len.max(v.len()), b'a' + (n % 26) as u8);
+    v.resize(len.max(v.len()), b'a' + u8::try_from(n % 26).unwrap_or(0));
     Bytes::from(v)
 }
 
