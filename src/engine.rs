@@ -18,7 +18,7 @@ use crate::error::{Result, WalError, io_at};
 use crate::keylog::KeyLog;
 use crate::options::Config;
 use crate::segment::Segment;
-use crate::storage::{OpenMode, StorageFile};
+use crate::storage::{OpenMode, StorageFile, read_exact_at, write_all_at};
 use crate::watermark::Watermark;
 
 #[derive(Debug)]
@@ -126,9 +126,47 @@ impl Engine {
         // before any record in it counts as durable, or the whole file could
         // vanish with the records the caller was told are durable.
         self.sync_dir_through(seg.dir_generation)?;
-        seg.durability
-            .wait_synced(target, || seg.end(), || file.sync_data())
-            .map_err(|m| WalError::Poisoned(format!("segment {}: {m}", seg.path.display())))
+        let synced = seg
+            .durability
+            .wait_synced(target, || seg.end(), || file.sync_data());
+        synced.map_err(|m| {
+            self.quarantine(seg, file);
+            WalError::Poisoned(format!("segment {}: {m}", seg.path.display()))
+        })
+    }
+
+    /// After a failed fsync the kernel may have dropped the unsynced bytes
+    /// while still serving them from its cache, so a reopen in the same boot
+    /// would read records that are not on disk and build on them. Cut the
+    /// file back to its durable prefix so disk and cache agree again; if not
+    /// even the header was durable, write it again and keep just it, so the
+    /// segment's sequence number is never used twice. Nothing cut was ever
+    /// acknowledged as durable. Best effort: the writer is poisoned whatever
+    /// happens here, and a reopened WAL never appends to this file.
+    fn quarantine(&self, seg: &Arc<Segment>, file: &Arc<dyn StorageFile>) {
+        // Only for files this process created: there the watermark tells
+        // exactly what is durable. An earlier process's file may hold data
+        // that process made durable, which we cannot tell apart.
+        if self.read_only.is_some() || !seg.created_here() || !seg.claim_quarantine() {
+            return;
+        }
+        let keep = seg
+            .durability
+            .synced_through()
+            .clamp(seg.header_len, seg.end());
+        seg.set_end(keep);
+        let cut = (|| {
+            if seg.durability.synced_through() < seg.header_len {
+                let mut header = vec![0u8; usize::try_from(seg.header_len).unwrap_or(0)];
+                read_exact_at(&**file, &mut header, 0)?;
+                write_all_at(&**file, &header, 0)?;
+            }
+            file.set_len(keep)?;
+            file.sync_data()
+        })();
+        // Recorded, not swallowed: the segment's watermark already holds the
+        // failure every later caller sees; this is cleanup only.
+        debug_assert!(cut.is_ok() || seg.durability.failure().is_some());
     }
 
     /// An open handle to the segment's file, from the cache if possible.

@@ -205,7 +205,11 @@ impl KeyLog {
             let time_up = now_ms >= seg.rotate_at_ms;
             let full =
                 seg.has_records() && seg.end() + record_len > engine.config.max_segment_bytes;
-            if !time_up && !full {
+            // A segment an earlier process wrote is never appended to: a torn
+            // tail cut at open, or bytes lost to a failed fsync, must not have
+            // their offsets reused by new records, or an old reference could
+            // resolve to a new record's bytes.
+            if !time_up && !full && seg.created_here() {
                 return Ok(seg);
             }
             self.seal(w, engine, &seg)?;

@@ -33,6 +33,8 @@ pub(crate) struct Segment {
     /// This process wrote to the file (so closing its handle must not lose a
     /// write-back error).
     written_here: AtomicBool,
+    /// A sync failed and the file was cut back to its durable prefix.
+    quarantined: AtomicBool,
 }
 
 impl Segment {
@@ -63,6 +65,7 @@ impl Segment {
             durability: Watermark::new(0),
             verified_end: AtomicU64::new(header_len),
             written_here: AtomicBool::new(false),
+            quarantined: AtomicBool::new(false),
         }
     }
 
@@ -98,6 +101,16 @@ impl Segment {
     pub fn publish(&self, end: u64) {
         self.note_written();
         self.end.store(end, Ordering::Release);
+    }
+
+    /// Whether this process created the file (and so may append to it).
+    pub fn created_here(&self) -> bool {
+        self.written_here.load(Ordering::Acquire)
+    }
+
+    /// Claim the one-time cleanup after a failed sync; true for the first caller.
+    pub fn claim_quarantine(&self) -> bool {
+        !self.quarantined.swap(true, Ordering::AcqRel)
     }
 
     /// Whether closing the handle first needs a sync: this process wrote

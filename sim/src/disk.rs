@@ -166,6 +166,7 @@ struct State {
     log: Vec<Op>,
     io_calls: u64,
     faults_injected: u64,
+    errors_injected: u64,
     fault: Option<Fault>,
     locks: BTreeSet<String>,
 }
@@ -189,6 +190,7 @@ impl State {
         if f.kind == FaultKind::ShortWrite {
             return Ok(true);
         }
+        self.errors_injected += 1;
         Err(io::Error::from_raw_os_error(f.kind.errno()))
     }
 }
@@ -231,6 +233,12 @@ impl SimDisk {
     /// Number of injected failures that hit a call.
     pub fn faults_injected(&self) -> u64 {
         self.lock().faults_injected
+    }
+
+    /// Number of injected failures that returned an error (short writes
+    /// are not errors).
+    pub fn errors_injected(&self) -> u64 {
+        self.lock().errors_injected
     }
 
     /// Inject (or with `None`, stop injecting) a fault.
@@ -341,6 +349,21 @@ impl FileReplay {
             .count()
     }
 
+    /// Bytes in `[from, to)` are no longer "lost": they were cut off or
+    /// written again.
+    fn forget_lost(&mut self, from: usize, to: usize) {
+        let mut kept = Vec::new();
+        for &(a, b) in &self.lost {
+            if a < from {
+                kept.push((a, b.min(from)));
+            }
+            if b > to {
+                kept.push((a.max(to), b));
+            }
+        }
+        self.lost = kept.into_iter().filter(|(a, b)| a < b).collect();
+    }
+
     fn sync(&mut self, ok: bool) {
         let p = self.common_prefix();
         if ok {
@@ -412,17 +435,19 @@ impl Replay {
                     r.names.remove(name);
                 }
                 Op::Write { id, offset, bytes } => {
-                    let v = &mut r.files[*id].volatile;
                     let at = usize::try_from(*offset).unwrap_or(usize::MAX);
+                    // Rewritten bytes are dirty again and will be written back.
+                    r.files[*id].forget_lost(at, at + bytes.len());
+                    let v = &mut r.files[*id].volatile;
                     if v.len() < at + bytes.len() {
                         v.resize(at + bytes.len(), 0);
                     }
                     v[at..at + bytes.len()].copy_from_slice(bytes);
                 }
                 Op::SetLen { id, len } => {
-                    r.files[*id]
-                        .volatile
-                        .resize(usize::try_from(*len).unwrap_or(0), 0);
+                    let len = usize::try_from(*len).unwrap_or(0);
+                    r.files[*id].forget_lost(len, usize::MAX);
+                    r.files[*id].volatile.resize(len, 0);
                 }
                 Op::Sync { id, ok } => r.files[*id].sync(*ok),
                 Op::SyncDir => r.durable_names = r.names.clone(),

@@ -202,6 +202,9 @@ pub struct Appended {
     pub durable_op: Option<usize>,
     /// The reference returned.
     pub entry_ref: Option<EntryRef>,
+    /// The append returned an error, or an error came before the record
+    /// was durable: it may or may not be stored.
+    pub failed: bool,
 }
 
 /// What happened during a run.
@@ -245,8 +248,31 @@ pub fn run(
         if wal.is_none() {
             break;
         }
+        let before = h.records.len();
+        let errors_before = disk.errors_injected();
         let outcome = apply(spec, step, disk, &clock, &mut h, &mut wal);
+        if disk.errors_injected() > errors_before {
+            // An I/O error happened, reported or not (a sync while closing
+            // an evicted handle reports to the key's next caller): records
+            // not yet durable may be lost, like at a crash.
+            for r in &mut h.records[..before] {
+                if r.durable_op.is_none() {
+                    r.failed = true;
+                }
+            }
+        }
         if let Err(e) = outcome {
+            for r in &mut h.records[before..] {
+                r.failed = r.acked_op.is_none();
+            }
+            // After an I/O error, records not yet durable may be lost (the
+            // guarantee: what was written since the last successful sync
+            // counts as lost), like at a crash.
+            for r in &mut h.records[..before] {
+                if r.durable_op.is_none() {
+                    r.failed = true;
+                }
+            }
             if !tolerate_errors {
                 return Err(format!("step {i} {step:?}: {e}"));
             }
@@ -316,6 +342,7 @@ fn apply(
                 acked_op: None,
                 durable_op: None,
                 entry_ref: None,
+                failed: false,
             });
             let r = w.append_entry(key_name(*key), header, content, *durable)?;
             let op = disk.ops();
@@ -343,6 +370,7 @@ fn apply(
                     acked_op: None,
                     durable_op: None,
                     entry_ref: None,
+                    failed: false,
                 });
             }
             let refs = w.append_batch(batch, *durable)?;
@@ -392,6 +420,21 @@ pub fn snapshot(wal: &Wal) -> Result<Snapshot, WalError> {
 /// # Errors
 /// The violation.
 pub fn check(spec: &Spec, h: &History, upto: usize, image: &SimDisk) -> Result<(), String> {
+    check_with(spec, h, upto, image, false)
+}
+
+/// [`check`], and with `process_crash` (nothing but the process died) every
+/// acknowledged record must be present, durable or not.
+///
+/// # Errors
+/// The violation.
+pub fn check_with(
+    spec: &Spec,
+    h: &History,
+    upto: usize,
+    image: &SimDisk,
+    process_crash: bool,
+) -> Result<(), String> {
     let clock = Arc::new(ManualClock::new(h.end_ms));
     let wal = spec
         .builder(image, clock.clone())
@@ -408,11 +451,11 @@ pub fn check(spec: &Spec, h: &History, upto: usize, image: &SimDisk) -> Result<(
         let Some(k) = (0..spec.keys).find(|k| key_name(*k) == *key_name_read) else {
             return Err(format!("invented key {key_name_read}"));
         };
-        check_key(spec, h, upto, k, records, compact_ms)?;
+        check_key(spec, h, upto, k, records, compact_ms, process_crash)?;
     }
     for k in 0..spec.keys {
         if !snap.contains_key(&key_name(k)) {
-            check_key(spec, h, upto, k, &[], compact_ms)?;
+            check_key(spec, h, upto, k, &[], compact_ms, process_crash)?;
         }
     }
     check_refs(h, upto, &wal, &snap)?;
@@ -437,6 +480,7 @@ fn check_key(
     k: usize,
     got: &[Record],
     compact_ms: Option<u64>,
+    process_crash: bool,
 ) -> Result<(), String> {
     let expected: Vec<&Appended> = h
         .records
@@ -446,63 +490,69 @@ fn check_key(
     let retention = spec.retention_ms;
     let may_expire =
         |e: &Appended| compact_ms.is_some_and(|c| e.at_ms.saturating_add(retention) < c);
-    let start = match got.first() {
-        // Nothing kept: at most the records retention may have removed are
-        // gone from the front; what follows is an empty prefix.
-        None => expected.iter().take_while(|e| may_expire(e)).count(),
-        Some(first) => expected
-            .iter()
-            .position(|e| e.content == first.content)
-            .ok_or_else(|| {
-                format!(
-                    "key {k}: first record {:?} was never appended",
-                    first.content
-                )
-            })?,
+    let must_survive = |e: &Appended| {
+        e.durable_op.is_some_and(|d| d <= upto)
+            || (process_crash && e.acked_op.is_some_and(|a| a <= upto))
     };
-    for (i, r) in got.iter().enumerate() {
-        let e = expected.get(start + i).ok_or_else(|| {
-            format!(
-                "key {k}: record {} of {} invented",
-                start + i,
-                expected.len()
-            )
-        })?;
+    // Walk the records read back through the appends: each must be the
+    // next one, except that appends which returned an error may be absent.
+    let mut next = match got.first() {
+        // Nothing kept: at most what retention may have removed, and failed
+        // appends, are gone from the front.
+        None => expected
+            .iter()
+            .take_while(|e| may_expire(e) || e.failed)
+            .count(),
+        Some(first) => {
+            let at = expected
+                .iter()
+                .position(|e| e.content == first.content)
+                .ok_or_else(|| {
+                    format!(
+                        "key {k}: first record {:?} was never appended",
+                        first.content
+                    )
+                })?;
+            if let Some(gone) = expected[..at].iter().find(|e| !may_expire(e) && !e.failed) {
+                return Err(format!(
+                    "key {k}: gap: record {:?} missing before kept records",
+                    gone.content
+                ));
+            }
+            at
+        }
+    };
+    for r in got {
+        while expected
+            .get(next)
+            .is_some_and(|e| e.content != r.content && e.failed)
+        {
+            next += 1;
+        }
+        let e = expected
+            .get(next)
+            .ok_or_else(|| format!("key {k}: record {:?} invented or out of order", r.content))?;
         if r.content != e.content || r.header != e.header {
             return Err(format!(
-                "key {k}: record {} differs: got {:?} want {:?}",
-                start + i,
-                r.content,
-                e.content
+                "key {k}: record {next} differs: got {:?} want {:?}",
+                r.content, e.content
             ));
         }
         if e.entry_ref.is_some_and(|er| er != r.entry_ref) {
             return Err(format!(
-                "key {k}: record {} has ref {} but was acked as {:?}",
-                start + i,
-                r.entry_ref,
-                e.entry_ref
+                "key {k}: record {next} has ref {} but was acked as {:?}",
+                r.entry_ref, e.entry_ref
             ));
         }
+        next += 1;
     }
-    let end = start + got.len();
-    if let Some(lost) = expected[end..]
-        .iter()
-        .find(|e| e.durable_op.is_some_and(|d| d <= upto))
-    {
+    if let Some(lost) = expected[next..].iter().find(|e| must_survive(e)) {
         return Err(format!(
-            "key {k}: durable record {:?} lost (kept {start}..{end} of {})",
+            "key {k}: acknowledged record {:?} lost (read {} of {})",
             lost.content,
+            got.len(),
             expected.len()
         ));
-    }
-    for gone in &expected[..start] {
-        if !may_expire(gone) {
-            return Err(format!(
-                "key {k}: gap: record {:?} missing before kept records",
-                gone.content
-            ));
-        }
     }
     Ok(())
 }

@@ -7,7 +7,7 @@
 use nano_wal_sim::catalog::workloads;
 use nano_wal_sim::disk::{Damage, SimDisk};
 use nano_wal_sim::rng::Rng;
-use nano_wal_sim::workload::{check, run};
+use nano_wal_sim::workload::{check_with, run};
 
 #[test]
 fn crash_at_every_operation_of_every_workload() {
@@ -22,7 +22,8 @@ fn crash_at_every_operation_of_every_workload() {
                 let seed = (w as u64) << 40 | (upto as u64) << 8 | d as u64;
                 let image = disk.crash_image(upto, damage, &mut Rng::new(seed));
                 states += 1;
-                if let Err(e) = check(&spec, &history, upto, &image) {
+                let process_crash = damage == Damage::ProcessCrash;
+                if let Err(e) = check_with(&spec, &history, upto, &image, process_crash) {
                     failures.push(format!(
                         "{name}: crash after op {upto}, {damage:?}, seed {seed}: {e}"
                     ));

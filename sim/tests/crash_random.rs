@@ -6,7 +6,7 @@
 use nano_wal_sim::catalog::random_spec;
 use nano_wal_sim::disk::{Damage, SimDisk};
 use nano_wal_sim::rng::Rng;
-use nano_wal_sim::workload::{History, Spec, Step, check, run};
+use nano_wal_sim::workload::{History, Spec, Step, check_with, run};
 
 const DEFAULT_STATES: u64 = 100_000;
 const STATES_PER_WORKLOAD: u64 = 250;
@@ -36,7 +36,7 @@ fn one_state(
     seed: u64,
 ) -> Result<(), String> {
     let image = disk.crash_image(upto, damage, &mut Rng::new(seed));
-    check(spec, h, upto, &image)
+    check_with(spec, h, upto, &image, damage == Damage::ProcessCrash)
 }
 
 #[test]

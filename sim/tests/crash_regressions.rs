@@ -36,3 +36,42 @@ fn eviction_sync_must_include_the_directory_entry() {
         15_422_143_252_154_656_653,
     );
 }
+
+fn replay_fault(workload: &str, at_io: u64, damage: Damage) {
+    use nano_wal_sim::catalog::workloads;
+    use nano_wal_sim::disk::{Fault, FaultKind};
+    use nano_wal_sim::workload::check_with;
+    let (_, spec) = workloads()
+        .into_iter()
+        .find(|(n, _)| *n == workload)
+        .expect("known workload");
+    let steps = spec.generate();
+    let disk = SimDisk::new();
+    disk.set_fault(Some(Fault {
+        at_io,
+        kind: FaultKind::Eio,
+        persistent: false,
+    }));
+    let h = run(&spec, &steps, &disk, true).expect("first open succeeds");
+    disk.set_fault(None);
+    let image = disk.crash_image(disk.ops(), damage, &mut Rng::new(at_io));
+    let result = check_with(&spec, &h, disk.ops(), &image, false);
+    assert!(result.is_ok(), "{result:?}");
+}
+
+/// A failed fsync loses the unsynced bytes for good while the page cache
+/// still serves them; a reopen in the same boot built on them and a power
+/// loss then exposed a hole. The segment is now cut back to its durable
+/// prefix, and reopened WALs never append to an earlier process's segment.
+#[test]
+fn failed_fsync_then_reopen_then_power_loss() {
+    replay_fault("size rotation, durable", 11, Damage::Nothing);
+}
+
+/// A failed sync while evicting a handle cut a fresh segment to nothing;
+/// after a reopen its sequence number was used again, so an old reference
+/// pointed into a new record.
+#[test]
+fn failed_eviction_sync_never_reuses_a_sequence() {
+    replay_fault("everything, durable", 435, Damage::Nothing);
+}
