@@ -246,8 +246,8 @@ fn hand_built_0_5_directory_opens_reads_and_continues() -> TestResult {
     let next = wal.append_entry("orders", None, Bytes::from_static(b"order five"), false)?;
     assert_eq!(
         (next.key_hash, next.sequence_number),
-        (oh, 3),
-        "appends after reopening continue in the version-2 segment"
+        (oh, 4),
+        "a reopened WAL never appends to an earlier process's segment: a new one follows"
     );
     drop(wal);
 

@@ -1,6 +1,8 @@
 //! Reopening a directory gives back exactly what was appended: every key,
 //! every record with its header and timestamp, every reference; and appends
-//! continue after the old records in the same segment sequence.
+//! continue after the old records, in a new segment: a reopened WAL never
+//! appends to a segment an earlier process wrote, so no offset that a crash
+//! cut off is ever reused by a new record.
 
 use bytes::Bytes;
 use nano_wal::{EntryRef, ManualClock, Record, Wal, WalError};
@@ -57,7 +59,7 @@ fn everything_survives_reopen() -> Result<(), WalError> {
             assert_eq!(got, expect);
         }
     }
-    // Appends after reopen land after the old records, in the last segment.
+    // Appends after reopen land after the old records, in a new segment.
     let wal = Wal::builder(dir.path())
         .clock(clock.clone())
         .max_segment_bytes(4096)
@@ -65,6 +67,12 @@ fn everything_survives_reopen() -> Result<(), WalError> {
     let last_old = written.iter().filter(|w| w.0 == "key-0").map(|w| w.3).max();
     let new = wal.append_entry("key-0", None, Bytes::from("after reopen"), true)?;
     assert!(Some(new) > last_old, "{new} after {last_old:?}");
+    let last_old = last_old.ok_or(WalError::Closed)?;
+    assert_eq!(
+        (new.sequence_number, new.offset),
+        (last_old.sequence_number + 1, 0),
+        "the first append after a reopen starts the next segment"
+    );
     let recs = all(&wal, "key-0")?;
     assert_eq!(
         recs.last().map(|r| r.content.clone()),

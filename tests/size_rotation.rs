@@ -334,19 +334,37 @@ fn time_based_rotation_follows_the_clock() {
     );
     drop(wal);
 
-    // Reopened within the period (by the segment's own time): same segment.
+    // A reopened WAL never appends to an earlier process's segment (so
+    // offsets cut from a torn tail are never reused): even within segment
+    // 3's period, the first append after a reopen starts segment 4.
     clock.set_ms(T0 + 50 * SECOND);
     let wal = open_with_clock(&dir, &clock);
     let r = append(&wal, "at 50 s");
-    assert_eq!(r.sequence_number, 3, "the active segment runs until 56 s");
+    assert_eq!(
+        (r.sequence_number, r.offset),
+        (4, 0),
+        "a new segment after reopening"
+    );
     drop(wal);
-    // Reopened past it: the next append rotates.
-    clock.set_ms(T0 + 57 * SECOND);
+    // Segment 4 runs from 50 s to 60 s; past that the next append rotates.
+    clock.set_ms(T0 + 61 * SECOND);
     let wal = open_with_clock(&dir, &clock);
-    let r = append(&wal, "at 57 s");
-    assert_eq!(r.sequence_number, 4, "the period ended at 56 s");
+    let r = append(&wal, "at 61 s");
+    assert_eq!(r.sequence_number, 5, "segment 4's period ended at 60 s");
     assert_eq!(r.offset, 0);
-    assert_eq!(wal.enumerate_records(KEY).expect("enumerate").count(), 7);
+    clock.set_ms(T0 + 65 * SECOND);
+    assert_eq!(
+        append(&wal, "at 65 s").sequence_number,
+        5,
+        "within segment 5's period"
+    );
+    clock.set_ms(T0 + 71 * SECOND);
+    assert_eq!(
+        append(&wal, "at 71 s").sequence_number,
+        6,
+        "segment 5's period ended at 71 s"
+    );
+    assert_eq!(wal.enumerate_records(KEY).expect("enumerate").count(), 9);
 }
 
 #[test]
