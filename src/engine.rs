@@ -96,6 +96,11 @@ impl Engine {
         self.dir_generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 
+    /// Whether directory changes up to `generation` may not be durable yet.
+    pub fn dir_pending(&self, generation: u64) -> bool {
+        self.dir_durability.synced_through() < generation
+    }
+
     /// Make every directory change up to `generation` durable.
     pub fn sync_dir_through(&self, generation: u64) -> Result<()> {
         let dir = &self.config.dir;
@@ -222,13 +227,17 @@ impl Engine {
             if !seg.needs_sync_before_close() {
                 continue;
             }
-            // Through the full durability path (directory entry, then data):
-            // once synced here, `sync()` treats the segment as clean.
-            if let Err(e) = self.make_durable_with(&seg, &file, seg.end()) {
-                // Not lost: a failed file sync is kept in the segment's
-                // watermark, a failed directory sync in the directory's, and
-                // every later append or durable wait returns it.
-                debug_assert!(matches!(e, WalError::Poisoned(_)), "{e}");
+            // Data only: a directory sync here could need a descriptor
+            // while we are freeing them, and could wait on a directory sync
+            // this very thread leads. `sync()` and every durable wait sync
+            // the directory entry themselves before relying on the data.
+            let synced = seg
+                .durability
+                .wait_synced(seg.end(), || seg.end(), || file.sync_data());
+            if synced.is_err() {
+                // Not lost: the watermark keeps the failure, and every later
+                // append or durable wait on that segment returns it.
+                self.quarantine(&seg, &file);
             }
         }
     }

@@ -8,6 +8,7 @@ mod engine;
 mod entry_ref;
 mod error;
 mod format;
+pub mod inspect;
 mod iter;
 mod key;
 mod keylog;

@@ -58,6 +58,13 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
             doomed = &segments[..n_expired - 1];
         }
     }
+    if let (false, Some(newest)) = (doomed.is_empty(), log.segments_from(0).last()) {
+        // The newest surviving segment must be durable (name and header)
+        // before anything is removed: removals not yet made durable can come
+        // back after a crash, and recovery recognizes such leftovers only
+        // as a gap below a segment that is certain to be there.
+        engine.make_durable(newest, newest.header_len)?;
+    }
     for seg in doomed {
         log.remove_segment(seg.sequence);
         engine.cache.forget(seg.id());

@@ -399,7 +399,11 @@ impl Wal {
         let mut first_error = None;
         for log in self.engine.all_keys() {
             let active = log.lock_writer().active.clone();
-            if let Some(seg) = active.filter(|s| s.is_dirty() || s.durability.failure().is_some()) {
+            if let Some(seg) = active.filter(|s| {
+                s.is_dirty()
+                    || s.durability.failure().is_some()
+                    || self.engine.dir_pending(s.dir_generation)
+            }) {
                 // Keep going after a failure: every other key still gets
                 // synced; the first failure is what the caller sees.
                 if let Err(e) = self.engine.make_durable(&seg, seg.end()) {

@@ -147,10 +147,14 @@ fn every_cut_of_the_last_record_is_a_tolerated_torn_tail() -> TestResult {
 
         let new_content = Bytes::from(format!("after crash at {cut}"));
         let new = wal.append_entry(KEY, None, new_content.clone(), true)?;
-        assert_eq!(new.sequence_number, last.sequence_number);
         assert_eq!(
-            new.offset, last.offset,
-            "cut {cut}: the append continues at the end of the valid data"
+            (new.sequence_number, new.offset),
+            (last.sequence_number + 1, 0),
+            "cut {cut}: appends after recovery start a new segment, so the torn record's offset is never reused"
+        );
+        assert!(
+            matches!(wal.read_entry_at(last), Err(WalError::EntryNotFound(_))),
+            "cut {cut}: the torn record's reference never resolves to the new record"
         );
         drop(wal);
 
@@ -206,10 +210,16 @@ fn check_garbage_tail(what: &str, damage: impl Fn(&Path) -> std::io::Result<()>)
     assert_eq!(file_len(&w.segment)?, good_len, "{what}: garbage cut off");
 
     let new = wal.append_entry(KEY, None, Bytes::from_static(b"next"), true)?;
+    let last = w.refs.last().copied().ok_or("no records")?;
     assert_eq!(
-        start_of(new),
+        (new.sequence_number, new.offset),
+        (last.sequence_number + 1, 0),
+        "{what}: appends after recovery start a new segment"
+    );
+    assert_eq!(
+        file_len(&w.segment)?,
         good_len,
-        "{what}: append after the last record"
+        "{what}: the recovered segment is never appended to"
     );
     drop(wal);
     let wal = Wal::builder(&dir).open()?;

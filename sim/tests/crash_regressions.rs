@@ -75,3 +75,16 @@ fn failed_fsync_then_reopen_then_power_loss() {
 fn failed_eviction_sync_never_reuses_a_sequence() {
     replay_fault("everything, durable", 435, Damage::Nothing);
 }
+
+/// Compaction removed expired segments while the key's newest segment was
+/// not yet durable; after a crash one removed segment came back, the newest
+/// one was torn, and with no visible gap the old segment read as the log.
+#[test]
+fn compaction_makes_the_newest_segment_durable_before_removing() {
+    replay(
+        1_592_590_609,
+        112,
+        Damage::SectorGarbage,
+        1_740_250_339_206_699_081,
+    );
+}
