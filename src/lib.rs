@@ -8,6 +8,8 @@ mod engine;
 mod entry_ref;
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod inspect;
 mod iter;
 mod key;

@@ -8,6 +8,7 @@
 //! - [`workload`]: generated operation sequences, a runner that records what
 //!   the WAL acknowledged, and the oracle that checks a recovered WAL.
 
+pub mod arbitrary_dir;
 pub mod catalog;
 pub mod disk;
 pub mod rng;
