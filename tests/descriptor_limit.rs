@@ -122,11 +122,11 @@ fn handle_cache_stays_within_max_open_files() {
 // The children run this test binary again under `ulimit -n 256`, with the
 // default cache size of 1024 (over the limit), so the engine meets EMFILE.
 
-/// Keys in the real-limit tests: far more than descriptors. (With more keys
-/// than cached handles each new key evicts a dirty segment, which the engine
-/// fsyncs before closing it: 20,000 keys take over 10 s in a debug build,
-/// so fewer are used.)
-const LIMIT_KEYS: usize = 4_000;
+/// Keys in the real-limit tests, as the requirement states: far more than
+/// descriptors. (With more keys than cached handles each new key evicts a
+/// dirty segment, which the engine fsyncs before closing it, so this takes
+/// about 15 s.)
+const LIMIT_KEYS: usize = 20_000;
 const FD_LIMIT: &str = "256";
 const CHILD_MODE_ENV: &str = "NANO_WAL_TEST_FD_CHILD_MODE";
 // The default cache must exceed the limit for these tests to mean anything.
