@@ -82,6 +82,25 @@ impl Engine {
             .cloned()
     }
 
+    /// The segment and absolute file position of a reference, checked
+    /// against the segment table and the end of the valid data.
+    pub fn locate(&self, r: crate::EntryRef) -> Result<(Arc<Segment>, u64)> {
+        let not_found = |what: &str| WalError::EntryNotFound(format!("{r}: {what}"));
+        let log = self
+            .key_log(r.key_hash)
+            .ok_or_else(|| not_found("no such key"))?;
+        let seg = log
+            .segment(r.sequence_number)
+            .ok_or_else(|| not_found("no such segment (removed by retention?)"))?;
+        match seg.header_len.checked_add(r.offset) {
+            Some(pos) if pos < seg.end() => Ok((seg, pos)),
+            _ => Err(not_found(&format!(
+                "offset is past the end of {}",
+                seg.path.display()
+            ))),
+        }
+    }
+
     pub fn all_keys(&self) -> Vec<Arc<KeyLog>> {
         self.keys
             .read()

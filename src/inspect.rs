@@ -25,16 +25,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::recovery::{Problem, in_context};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use crate::cursor::{Cursor, SegmentMeta};
 use crate::engine::Engine;
 use crate::entry_ref::{EntryRef, Record};
 use crate::error::{Result, WalError, io_at};
-use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN, SegmentHeader};
+use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN};
 use crate::format::{FORMAT_VERSION_CURRENT, FORMAT_VERSION_LEGACY, SH_FIXED_LEN};
 use crate::iter::Records;
 use crate::key::{key_hash, parse_segment_file_name};
@@ -272,13 +273,8 @@ impl Inspector {
         // the inspector can see segment metadata the `Wal` keeps private.
         let builder = builder.read_only(true);
         builder.validate()?;
-        let engine = Arc::new(Engine::new(
-            builder.config,
-            Some("opened read-only for inspection".to_owned()),
-        ));
-        let mut report = RecoveryReport::default();
-        let keys = recovery::load(&engine, &mut report)?;
-        *engine.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        let read_only = Some("opened read-only for inspection".to_owned());
+        let (engine, report) = recovery::open_engine(builder.config, read_only)?;
         Ok(Self { engine, report })
     }
 
@@ -430,22 +426,7 @@ impl Inspector {
     }
 
     fn locate(&self, r: EntryRef) -> Result<(Arc<Segment>, u64)> {
-        let not_found = |what: &str| WalError::EntryNotFound(format!("{r}: {what}"));
-        let log = self
-            .engine
-            .key_log(r.key_hash)
-            .ok_or_else(|| not_found("no such key"))?;
-        let seg = log
-            .segment(r.sequence_number)
-            .ok_or_else(|| not_found("no such segment (removed by retention?)"))?;
-        let pos = seg
-            .header_len
-            .checked_add(r.offset)
-            .filter(|&p| p < seg.end())
-            .ok_or_else(|| {
-                not_found(&format!("offset is past the end of {}", seg.path.display()))
-            })?;
-        Ok((seg, pos))
+        self.engine.locate(r)
     }
 
     /// Read one record, as [`Wal::read_record_at`] does.
@@ -749,44 +730,6 @@ struct Run<'a> {
     progress: &'a mut dyn FnMut(u64),
 }
 
-/// Why a segment header is unusable, as recovery tells it.
-enum HeaderProblem {
-    Unsupported(u32),
-    Bad(String),
-}
-
-/// The checks recovery makes of a header that decodes: it must fit its file
-/// name and its key's other segments (a torn version-2 header can look like
-/// a version-1 one).
-fn header_in_context(
-    h: &SegmentHeader,
-    hash: u64,
-    seq: u64,
-    key: Option<&[u8]>,
-    prev_version: Option<u32>,
-) -> std::result::Result<(), HeaderProblem> {
-    let bad = |s: String| Err(HeaderProblem::Bad(s));
-    if h.version == FORMAT_VERSION_CURRENT && (h.key_hash != Some(hash) || h.sequence != Some(seq))
-    {
-        return bad(format!(
-            "header names key hash {:?} sequence {:?}, the file name {hash} {seq}",
-            h.key_hash, h.sequence
-        ));
-    }
-    if h.version == FORMAT_VERSION_LEGACY {
-        if key_hash(&h.key) != hash {
-            return bad(format!("version-1 header's key does not hash to {hash}"));
-        }
-        if prev_version == Some(FORMAT_VERSION_CURRENT) {
-            return bad("version-1 header after version-2 segments".into());
-        }
-    }
-    if key.is_some_and(|k| k != h.key) {
-        return bad("key differs from the key's other segments".into());
-    }
-    Ok(())
-}
-
 impl Run<'_> {
     fn advance(&mut self, bytes: u64) {
         self.report.bytes_checked += bytes;
@@ -833,21 +776,19 @@ impl Run<'_> {
             let prev_version = opened.last().map(|o| o.meta.version);
             let checked = segment_header::decode(&head)
                 .map_err(|d| match d {
-                    HeaderDefect::UnsupportedVersion(v) => HeaderProblem::Unsupported(v),
-                    other => HeaderProblem::Bad(other.to_string()),
+                    HeaderDefect::UnsupportedVersion(v) => Problem::Unsupported(v),
+                    other => Problem::Bad(other.to_string()),
                 })
-                .and_then(|h| {
-                    header_in_context(&h, hash, seq, key.as_deref(), prev_version).map(|()| h)
-                });
+                .and_then(|h| in_context(&h, hash, seq, key.as_deref(), prev_version).map(|()| h));
             let header = match checked {
                 Ok(h) => h,
-                Err(HeaderProblem::Unsupported(v)) => {
+                Err(Problem::Unsupported(v)) => {
                     let why = format!("format version {v}; this build reads versions 1 and 2");
                     self.corrupt(&path, 0, why);
                     self.advance(len);
                     continue;
                 }
-                Err(HeaderProblem::Bad(why)) if seq == last_seq => {
+                Err(Problem::Bad(why)) if seq == last_seq => {
                     // Nothing valid after an unreadable newest header: a
                     // segment whose creation a crash cut short.
                     let meta = SegmentMeta {
@@ -869,7 +810,7 @@ impl Run<'_> {
                     self.advance(len);
                     continue;
                 }
-                Err(HeaderProblem::Bad(why)) => {
+                Err(Problem::Bad(why)) => {
                     self.corrupt(&path, 0, why);
                     self.advance(len);
                     continue;

@@ -61,6 +61,21 @@ pub(crate) fn corrupted(
     ))
 }
 
+/// An engine for `config` with its key table loaded from the directory.
+pub(crate) fn open_engine(
+    config: crate::options::Config,
+    read_only: Option<String>,
+) -> Result<(Arc<Engine>, RecoveryReport)> {
+    let engine = Arc::new(Engine::new(config, read_only));
+    let mut report = RecoveryReport::default();
+    let keys = load(&engine, &mut report)?;
+    *engine
+        .keys
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+    Ok((engine, report))
+}
+
 /// Build the key table from the directory.
 pub(crate) fn load(engine: &Engine, report: &mut RecoveryReport) -> Result<KeyTable> {
     let dir = &engine.config.dir;
@@ -163,8 +178,10 @@ fn load_key(
 }
 
 /// Why a segment header cannot be used.
-enum Problem {
+pub(crate) enum Problem {
+    /// A format version this build does not read.
     Unsupported(u32),
+    /// Damaged, or does not fit its file name or key.
     Bad(String),
 }
 
@@ -202,7 +219,7 @@ fn read_header(engine: &Engine, path: &std::path::Path) -> Result<OpenedHeader> 
 /// A header that decodes must also fit its file name and its key's other
 /// segments. A torn version-2 header can look like a version-1 one (0.5
 /// wrote zeros where the version now is), which these checks catch.
-fn in_context(
+pub(crate) fn in_context(
     h: &SegmentHeader,
     hash: u64,
     seq: u64,

@@ -105,10 +105,7 @@ impl Wal {
                 None => return Err(WalError::Locked(dir.display().to_string())),
             }
         };
-        let engine = Arc::new(Engine::new(config, read_only));
-        let mut report = RecoveryReport::default();
-        let keys = recovery::load(&engine, &mut report)?;
-        *engine.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+        let (engine, report) = recovery::open_engine(config, read_only)?;
         Ok(Self {
             engine,
             lock: Mutex::new(lock),
@@ -268,25 +265,7 @@ impl Wal {
 
     fn locate(&self, r: EntryRef) -> Result<(Arc<Segment>, u64)> {
         self.engine.check_open()?;
-        let not_found = |what: &str| WalError::EntryNotFound(format!("{r}: {what}"));
-        let log = self
-            .engine
-            .key_log(r.key_hash)
-            .ok_or_else(|| not_found("no such key"))?;
-        let seg = log
-            .segment(r.sequence_number)
-            .ok_or_else(|| not_found("no such segment (removed by retention?)"))?;
-        let pos = seg
-            .header_len
-            .checked_add(r.offset)
-            .ok_or_else(|| not_found("offset out of range"))?;
-        if pos >= seg.end() {
-            return Err(not_found(&format!(
-                "offset is past the end of {}",
-                seg.path.display()
-            )));
-        }
-        Ok((seg, pos))
+        self.engine.locate(r)
     }
 
     /// Read one record, with its header and timestamp.
