@@ -29,6 +29,8 @@ pub(crate) struct Engine {
     /// Why this handle cannot write, if it cannot.
     pub read_only: Option<String>,
     pub closed: AtomicBool,
+    /// A failed fsync was recorded in the directory.
+    sync_failure_noted: AtomicBool,
     /// Counts directory changes (segment creations and removals).
     dir_generation: AtomicU64,
     /// Which directory changes are known durable.
@@ -49,6 +51,7 @@ impl Engine {
             keys: RwLock::new(KeyTable::default()),
             read_only,
             closed: AtomicBool::new(false),
+            sync_failure_noted: AtomicBool::new(false),
             // Generation 1 stands for "whatever the directory held at open":
             // its entries may not be durable yet (a process crash keeps
             // them in the page cache only), so the first durable append
@@ -115,6 +118,18 @@ impl Engine {
         self.dir_generation.fetch_add(1, Ordering::AcqRel) + 1
     }
 
+    /// Record a failed fsync on disk (once per handle), so no writer opens
+    /// in this boot; returns `msg`, extended if recording failed too.
+    fn note_sync_failure(&self, msg: String) -> String {
+        if self.read_only.is_some() || self.sync_failure_noted.swap(true, Ordering::AcqRel) {
+            return msg;
+        }
+        match crate::marker::record(self, &msg) {
+            Ok(()) => msg,
+            Err(e) => format!("{msg}; recording the failure in the directory failed too: {e}"),
+        }
+    }
+
     /// Whether directory changes up to `generation` may not be durable yet.
     pub fn dir_pending(&self, generation: u64) -> bool {
         self.dir_durability.synced_through() < generation
@@ -129,7 +144,11 @@ impl Engine {
                 || self.dir_generation.load(Ordering::Acquire),
                 || self.with_descriptor(|| self.config.storage.sync_dir(dir)),
             )
-            .map_err(|m| WalError::Poisoned(format!("directory {}: {m}", dir.display())))
+            .map_err(|m| {
+                WalError::Poisoned(
+                    self.note_sync_failure(format!("directory {}: {m}", dir.display())),
+                )
+            })
     }
 
     /// Make the segment's bytes up to `target` durable, sharing the fsync
@@ -155,7 +174,8 @@ impl Engine {
             .wait_synced(target, || seg.end(), || file.sync_data());
         synced.map_err(|m| {
             self.quarantine(seg, file);
-            WalError::Poisoned(format!("segment {}: {m}", seg.path.display()))
+            let msg = format!("segment {}: {m}", seg.path.display());
+            WalError::Poisoned(self.note_sync_failure(msg))
         })
     }
 
@@ -253,10 +273,11 @@ impl Engine {
             let synced = seg
                 .durability
                 .wait_synced(seg.end(), || seg.end(), || file.sync_data());
-            if synced.is_err() {
+            if let Err(m) = synced {
                 // Not lost: the watermark keeps the failure, and every later
                 // append or durable wait on that segment returns it.
                 self.quarantine(&seg, &file);
+                self.note_sync_failure(format!("segment {}: {m}", seg.path.display()));
             }
         }
     }

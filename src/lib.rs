@@ -14,6 +14,7 @@ pub mod inspect;
 mod iter;
 mod key;
 mod keylog;
+mod marker;
 mod options;
 mod recovery;
 mod retention;
@@ -28,6 +29,7 @@ pub use error::{Result, WalError};
 pub use format::{MAX_CONTENT_BYTES, MAX_HEADER_BYTES, MAX_KEY_BYTES};
 pub use iter::{Contents, Records};
 pub use key::key_hash;
+pub use marker::FSYNC_FAILED_FILE_NAME;
 pub use options::{
     DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, RecoveryMode, WalBuilder,
     WalOptions,

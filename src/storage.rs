@@ -58,6 +58,12 @@ pub trait Storage: Send + Sync + Debug {
     /// Take an exclusive lock on the file at `path`, creating it if needed.
     /// `Ok(None)` means another holder has it.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
+    /// An identifier of the current boot of the machine: the page cache is
+    /// lost exactly when it changes. Empty if unknown (then a recorded fsync
+    /// failure blocks writers until its marker is removed by hand).
+    fn boot_id(&self) -> io::Result<String> {
+        Ok(String::new())
+    }
 }
 
 /// [`Storage`] on the real file system through std.
@@ -132,6 +138,14 @@ impl Storage for StdStorage {
         {
             let _ = dir;
             Ok(())
+        }
+    }
+
+    fn boot_id(&self) -> io::Result<String> {
+        match std::fs::read_to_string("/proc/sys/kernel/random/boot_id") {
+            Ok(id) => Ok(id.trim().to_owned()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(e),
         }
     }
 

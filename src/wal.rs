@@ -105,6 +105,9 @@ impl Wal {
                 None => return Err(WalError::Locked(dir.display().to_string())),
             }
         };
+        if read_only.is_none() {
+            crate::marker::check(&config)?;
+        }
         let (engine, report) = recovery::open_engine(config, read_only)?;
         Ok(Self {
             engine,

@@ -43,7 +43,14 @@ fn failed_fsync_poisons_the_key_and_sync() -> Result<(), WalError> {
     wal.append_entry("other", None, Bytes::from("z"), true)?;
     drop(wal);
 
-    // Reopening rescans the disk and the key can be written again.
+    // In the same boot a writer is refused (the page cache may hold bytes
+    // the disk lost); once the note is gone (a restart, or an operator who
+    // accepts the risk) reopening rescans the disk and the key is writable.
+    assert!(matches!(
+        Wal::builder(dir.path()).open(),
+        Err(WalError::Poisoned(_))
+    ));
+    std::fs::remove_file(dir.path().join(nano_wal::FSYNC_FAILED_FILE_NAME))?;
     let wal = Wal::builder(dir.path()).open()?;
     wal.append_entry("k", None, Bytes::from("after"), true)?;
     let got: Vec<Bytes> = wal.enumerate_records("k")?.collect();
@@ -80,5 +87,43 @@ fn full_disk_leaves_no_torn_record_and_appends_resume() -> Result<(), WalError> 
         "nothing torn was left on disk"
     );
     assert_eq!(wal.enumerate_records("k")?.count(), 2);
+    Ok(())
+}
+
+#[test]
+fn a_failed_fsync_blocks_writers_for_the_rest_of_the_boot() -> Result<(), WalError> {
+    let dir = tempfile::tempdir()?;
+    let (storage, faults) = common::FaultyStorage::create();
+    let wal = Wal::builder(dir.path()).storage(storage.clone()).open()?;
+    wal.append_entry("k", None, Bytes::from("before"), true)?;
+    faults.fail_sync.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        wal.append_entry("k", None, Bytes::from("x"), true),
+        Err(WalError::Poisoned(_))
+    ));
+    faults.fail_sync.store(false, Ordering::SeqCst);
+    drop(wal);
+
+    // Same boot: the page cache may hold bytes the disk lost, so no writer.
+    let marker = dir.path().join(nano_wal::FSYNC_FAILED_FILE_NAME);
+    assert!(marker.exists(), "the failure is recorded in the directory");
+    let reopened = Wal::builder(dir.path()).open();
+    assert!(
+        matches!(&reopened, Err(WalError::Poisoned(m)) if m.contains("Restart the machine")),
+        "{reopened:?}"
+    );
+    // Readers may still look.
+    let reader = Wal::builder(dir.path()).read_only(true).open()?;
+    assert_eq!(
+        reader.enumerate_records("k")?.next().as_deref(),
+        Some(&b"before"[..])
+    );
+    drop(reader);
+
+    // A note from another boot is stale: it is removed and writing resumes.
+    std::fs::write(&marker, "some-earlier-boot\nsegment x: sync failed\n")?;
+    let wal = Wal::builder(dir.path()).open()?;
+    assert!(!marker.exists(), "a note from an earlier boot is removed");
+    wal.append_entry("k", None, Bytes::from("after reboot"), true)?;
     Ok(())
 }

@@ -111,6 +111,9 @@ impl Storage for CountingStorage {
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
         StdStorage.try_lock(path)
     }
+    fn boot_id(&self) -> io::Result<String> {
+        StdStorage.boot_id()
+    }
 }
 
 /// Latencies in log-linear buckets: 16 per power of two (within ~6%), so

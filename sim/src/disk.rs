@@ -169,6 +169,8 @@ struct State {
     errors_injected: u64,
     fault: Option<Fault>,
     locks: BTreeSet<String>,
+    /// Which boot of the simulated machine this disk is in.
+    boot: u64,
 }
 
 impl State {
@@ -295,8 +297,10 @@ impl SimDisk {
     pub fn crash_image(&self, upto: usize, damage: Damage, rng: &mut Rng) -> SimDisk {
         let st = self.lock();
         let replay = Replay::run(&st.log[..upto.min(st.log.len())]);
+        // A power loss is a reboot: the page cache is gone.
         let mut out = State {
             dirs: st.dirs.clone(),
+            boot: st.boot + 1,
             ..State::default()
         };
         let mut place = |name: &str, id: usize, rng: &mut Rng| {
@@ -635,6 +639,10 @@ impl Storage for SimDisk {
         st.io(Call::SyncDir)?;
         st.log.push(Op::SyncDir);
         Ok(())
+    }
+
+    fn boot_id(&self) -> io::Result<String> {
+        Ok(format!("sim-boot-{}", self.lock().boot))
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {

@@ -88,3 +88,12 @@ fn compaction_makes_the_newest_segment_durable_before_removing() {
         1_740_250_339_206_699_081,
     );
 }
+
+/// A process inherited a segment whose data an earlier process never
+/// synced; its fsync failed, and a third process in the same boot sealed
+/// the segment (the fsync now "succeeded") and built on bytes the disk had
+/// lost. Writers now refuse to open in the boot of a recorded fsync failure.
+#[test]
+fn fsync_failure_of_an_inherited_segment_blocks_writers_until_reboot() {
+    replay_fault("mixed durability, one key", 24, Damage::Nothing);
+}

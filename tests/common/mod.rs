@@ -129,4 +129,7 @@ impl Storage for FaultyStorage {
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
         StdStorage.try_lock(path)
     }
+    fn boot_id(&self) -> io::Result<String> {
+        StdStorage.boot_id()
+    }
 }
