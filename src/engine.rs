@@ -104,6 +104,27 @@ impl Engine {
         }
     }
 
+    /// Read and verify the record a reference points at.
+    pub fn read_record(&self, entry_ref: crate::EntryRef) -> Result<crate::Record> {
+        let (seg, pos) = self.locate(entry_ref)?;
+        let file = self.file(&seg)?;
+        let raw = crate::cursor::Cursor::with_capacity(1024)
+            .record_at(
+                &*file,
+                crate::cursor::SegmentMeta::from(&*seg),
+                pos,
+                seg.end(),
+            )
+            .map_err(|e| io_at(&seg.path, "read", e))?
+            .map_err(|bad| crate::recovery::corrupted(&seg.path, pos, bad))?;
+        Ok(crate::Record {
+            entry_ref,
+            header: raw.header,
+            content: raw.content,
+            timestamp_unix_ms: raw.timestamp_ms,
+        })
+    }
+
     pub fn all_keys(&self) -> Vec<Arc<KeyLog>> {
         self.keys
             .read()

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-use crate::cursor::{Cursor, SegmentMeta};
 use crate::engine::Engine;
 use crate::entry_ref::{EntryRef, Record};
 use crate::error::{Result, WalError, io_at};
@@ -19,7 +18,7 @@ use crate::iter::{Contents, Records, verify_unchecked};
 use crate::key::{key_hash, sanitize};
 use crate::keylog::{KeyLog, Pending, Writer};
 use crate::options::{WalBuilder, WalOptions};
-use crate::recovery::{self, RecoveryReport, corrupted};
+use crate::recovery::{self, RecoveryReport};
 use crate::segment::Segment;
 use crate::storage::LockGuard;
 
@@ -278,19 +277,8 @@ impl Wal {
     /// offset past the data; [`WalError::CorruptedData`] if the record fails
     /// its checksum (never wrong bytes).
     pub fn read_record_at(&self, entry_ref: EntryRef) -> Result<Record> {
-        let (seg, pos) = self.locate(entry_ref)?;
-        let file = self.engine.file(&seg)?;
-        let mut cursor = Cursor::with_capacity(1024);
-        let raw = cursor
-            .record_at(&*file, SegmentMeta::from(&*seg), pos, seg.end())
-            .map_err(|e| io_at(&seg.path, "read", e))?
-            .map_err(|bad| corrupted(&seg.path, pos, bad))?;
-        Ok(Record {
-            entry_ref,
-            header: raw.header,
-            content: raw.content,
-            timestamp_unix_ms: raw.timestamp_ms,
-        })
+        self.engine.check_open()?;
+        self.engine.read_record(entry_ref)
     }
 
     /// Read one record's content, as in nano-wal 0.5. O(1) in the number of

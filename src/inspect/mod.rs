@@ -29,7 +29,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cursor::{Cursor, SegmentMeta};
 use crate::engine::Engine;
 use crate::entry_ref::{EntryRef, Record};
 use crate::error::{Result, WalError, io_at};
@@ -37,7 +36,7 @@ use crate::iter::Records;
 use crate::key::key_hash;
 use crate::keylog::KeyLog;
 use crate::options::WalBuilder;
-use crate::recovery::{self, RecoveryReport, TornTail, corrupted};
+use crate::recovery::{self, RecoveryReport, TornTail};
 use crate::segment::Segment;
 use crate::wal::Wal;
 
@@ -430,18 +429,7 @@ impl Inspector {
     /// [`WalError::EntryNotFound`] if the reference does not resolve,
     /// [`WalError::CorruptedData`] if the record fails its checks.
     pub fn read_record_at(&self, entry_ref: EntryRef) -> Result<Record> {
-        let (seg, pos) = self.locate(entry_ref)?;
-        let file = self.engine.file(&seg)?;
-        let raw = Cursor::with_capacity(1024)
-            .record_at(&*file, SegmentMeta::from(&*seg), pos, seg.end())
-            .map_err(|e| io_at(&seg.path, "read", e))?
-            .map_err(|bad| corrupted(&seg.path, pos, bad))?;
-        Ok(Record {
-            entry_ref,
-            header: raw.header,
-            content: raw.content,
-            timestamp_unix_ms: raw.timestamp_ms,
-        })
+        self.engine.read_record(entry_ref)
     }
 
     /// What [`Wal::compact`] would remove now (by the inspector's clock)
