@@ -61,6 +61,15 @@ impl Engine {
         }
     }
 
+    /// How this handle opens existing segment files.
+    pub fn open_mode(&self) -> OpenMode {
+        if self.read_only.is_some() {
+            OpenMode::Read
+        } else {
+            OpenMode::ReadWrite
+        }
+    }
+
     pub fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(WalError::Closed)
@@ -239,11 +248,7 @@ impl Engine {
         if let Some(f) = self.cache.get(seg.id()) {
             return Ok(f);
         }
-        let mode = if self.read_only.is_some() {
-            OpenMode::Read
-        } else {
-            OpenMode::ReadWrite
-        };
+        let mode = self.open_mode();
         let storage = &self.config.storage;
         let file = self
             .with_descriptor(|| storage.open(&seg.path, mode))

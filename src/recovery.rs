@@ -19,7 +19,7 @@ use crate::key::parse_segment_file_name;
 use crate::keylog::{KeyLog, Writer};
 use crate::options::RecoveryMode;
 use crate::segment::Segment;
-use crate::storage::{OpenMode, StorageFile, read_exact_at};
+use crate::storage::{StorageFile, read_exact_at};
 
 /// What opening found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -193,11 +193,7 @@ type OpenedHeader = (
 
 /// Open a segment file and decode its header.
 fn read_header(engine: &Engine, path: &std::path::Path) -> Result<OpenedHeader> {
-    let mode = if engine.read_only.is_some() {
-        OpenMode::Read
-    } else {
-        OpenMode::ReadWrite
-    };
+    let mode = engine.open_mode();
     let file = engine
         .with_descriptor(|| engine.config.storage.open(path, mode))
         .map_err(|e| io_at(path, "open", e))?;

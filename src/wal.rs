@@ -296,12 +296,16 @@ impl Wal {
     /// A closed handle. Read errors come from the iterator.
     pub fn records<K: AsRef<[u8]>>(&self, key: K) -> Result<Records> {
         self.engine.check_open()?;
-        let segments = self
-            .engine
-            .key_log(key_hash(key.as_ref()))
-            .filter(|l| l.key == key.as_ref())
-            .map_or_else(Vec::new, |l| l.segments_from(0));
+        let segments = self.key_segments(key.as_ref());
         Ok(Records::new(self.engine.clone(), segments, 0))
+    }
+
+    /// The key's segments, oldest first (none for an unknown key).
+    fn key_segments(&self, key: &[u8]) -> Vec<Arc<Segment>> {
+        self.engine
+            .key_log(key_hash(key))
+            .filter(|l| l.key == key)
+            .map_or_else(Vec::new, |l| l.segments_from(0))
     }
 
     /// The records of `entry_ref`'s key from that record onward.
@@ -331,14 +335,14 @@ impl Wal {
     /// # Errors
     /// [`WalError::CorruptedData`] naming the file and offset, I/O errors.
     pub fn enumerate_records<K: Hash + AsRef<[u8]> + Display>(&self, key: K) -> Result<Contents> {
-        let records = self.records(key.as_ref())?;
-        let segments: Vec<Arc<Segment>> = self
-            .engine
-            .key_log(key_hash(key.as_ref()))
-            .filter(|l| l.key == key.as_ref())
-            .map_or_else(Vec::new, |l| l.segments_from(0));
+        self.engine.check_open()?;
+        let segments = self.key_segments(key.as_ref());
         verify_unchecked(&self.engine, &segments)?;
-        Ok(Contents::new(records))
+        Ok(Contents::new(Records::new(
+            self.engine.clone(),
+            segments,
+            0,
+        )))
     }
 
     /// Every key that has at least one record.

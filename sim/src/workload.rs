@@ -255,11 +255,7 @@ pub fn run(
             // An I/O error happened, reported or not (a sync while closing
             // an evicted handle reports to the key's next caller): records
             // not yet durable may be lost, like at a crash.
-            for r in &mut h.records[..before] {
-                if r.durable_op.is_none() {
-                    r.failed = true;
-                }
-            }
+            h.may_have_lost_undurable(before);
         }
         if let Err(e) = outcome {
             for r in &mut h.records[before..] {
@@ -268,11 +264,7 @@ pub fn run(
             // After an I/O error, records not yet durable may be lost (the
             // guarantee: what was written since the last successful sync
             // counts as lost), like at a crash.
-            for r in &mut h.records[..before] {
-                if r.durable_op.is_none() {
-                    r.failed = true;
-                }
-            }
+            h.may_have_lost_undurable(before);
             if !tolerate_errors {
                 return Err(format!("step {i} {step:?}: {e}"));
             }
@@ -396,6 +388,19 @@ fn apply(
         Step::Reopen | Step::Close => {}
     }
     Ok(())
+}
+
+impl History {
+    /// After an I/O error, records not yet durable may be lost, like at a
+    /// crash: mark the first `upto` appends that were not durable.
+    fn may_have_lost_undurable(&mut self, upto: usize) {
+        for r in self.records[..upto]
+            .iter_mut()
+            .filter(|r| r.durable_op.is_none())
+        {
+            r.failed = true;
+        }
+    }
 }
 
 /// Everything a recovered WAL holds: per key, its records.

@@ -9,7 +9,7 @@ use crate::key::{key_hash, parse_segment_file_name};
 use crate::options::WalBuilder;
 use crate::recovery::TornTail;
 use crate::recovery::{Problem, in_context};
-use crate::storage::{OpenMode, StdStorage, Storage, StorageFile, read_exact_at};
+use crate::storage::{OpenMode, Storage, StorageFile, read_exact_at};
 use crate::wal::Wal;
 use std::collections::BTreeMap;
 use std::io;
@@ -101,9 +101,8 @@ impl Verifier {
     pub fn from_builder(builder: WalBuilder, key: Option<&[u8]>) -> Result<Self> {
         builder.validate()?;
         let dir = builder.config.dir.clone();
-        let names = StdStorage
-            .list_dir(&dir)
-            .map_err(|e| io_at(&dir, "list", e))?;
+        let storage = builder.config.storage.clone();
+        let names = storage.list_dir(&dir).map_err(|e| io_at(&dir, "list", e))?;
         let only = key.map(key_hash);
         let mut keys: BTreeMap<u64, BTreeMap<u64, String>> = BTreeMap::new();
         let mut total_bytes = 0;
@@ -116,7 +115,10 @@ impl Verifier {
             }
             // A file removed since the listing counts as empty here and is
             // skipped when checked.
-            total_bytes += std::fs::metadata(dir.join(&name)).map_or(0, |m| m.len());
+            total_bytes += storage
+                .open(&dir.join(&name), OpenMode::Read)
+                .and_then(|f| f.file_len())
+                .unwrap_or(0);
             keys.entry(hash).or_default().insert(seq, name);
         }
         if let (Some(key), true) = (key, keys.is_empty()) {
@@ -153,6 +155,7 @@ impl Verifier {
         let config = &self.builder.config;
         let mut run = Run {
             dir: &config.dir,
+            storage: &*config.storage,
             retention_ms: config.options.retention_ms(),
             now_unix_ms: config.clock.now_unix_ms(),
             report: VerifyReport::default(),
@@ -189,6 +192,7 @@ struct Opened {
 
 struct Run<'a> {
     dir: &'a Path,
+    storage: &'a dyn Storage,
     retention_ms: u64,
     now_unix_ms: u64,
     report: VerifyReport,
@@ -227,7 +231,7 @@ impl Run<'_> {
         let mut key: Option<Vec<u8>> = None;
         for (&seq, name) in files {
             let path = self.dir.join(name);
-            let file = match StdStorage.open(&path, OpenMode::Read) {
+            let file = match self.storage.open(&path, OpenMode::Read) {
                 Ok(f) => f,
                 // Removed by a writer's retention since the listing.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
