@@ -3,10 +3,12 @@
 //! has not expired, and a key whose segments all expired gets an empty
 //! successor.
 
+mod common;
+use common::ok;
+
 use std::error::Error;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,16 +20,6 @@ type TestResult = Result<(), Box<dyn Error>>;
 /// `WalOptions::default()`'s rotation period: a week over ten segments.
 const SEGMENT_PERIOD_MS: u64 = 7 * 24 * 3600 * 1000 / 10;
 const DAY_MS: u64 = 24 * 3600 * 1000;
-
-fn ok(args: &[&OsStr]) -> Result<String, Box<dyn Error>> {
-    let out = Command::new(env!("CARGO_BIN_EXE_nano-wal"))
-        .args(args)
-        .output()?;
-    let stderr = String::from_utf8(out.stderr)?;
-    assert!(out.status.success(), "{args:?} failed: {stderr}");
-    assert_eq!(stderr, "");
-    Ok(String::from_utf8(out.stdout)?)
-}
 
 fn segment(dir: &Path, key: &str, seq: u64) -> PathBuf {
     dir.join(format!("{key}-{}-{seq:04}.log", key_hash(key.as_bytes())))
@@ -82,7 +74,7 @@ fn dry_run_lists_expired_segments_and_changes_nothing() -> TestResult {
     let t = tempfile::tempdir()?;
     write(t.path())?;
     let dir = t.path().as_os_str();
-    let out = ok(&[OsStr::new("compact"), dir, OsStr::new("--dry-run")])?;
+    let out = ok([OsStr::new("compact"), dir, OsStr::new("--dry-run")])?;
     assert_eq!(
         named(&out, "would remove "),
         expected_removals(t.path()),
@@ -106,7 +98,7 @@ fn dry_run_lists_expired_segments_and_changes_nothing() -> TestResult {
     assert!(!segment(t.path(), "old", 4).exists());
 
     // With a three-year retention nothing has expired.
-    let out = ok(&[
+    let out = ok([
         OsStr::new("compact"),
         dir,
         OsStr::new("--dry-run"),
@@ -126,11 +118,11 @@ fn compact_removes_what_the_dry_run_listed() -> TestResult {
     write(t.path())?;
     let dir = t.path().as_os_str();
     let planned = named(
-        &ok(&[OsStr::new("compact"), dir, OsStr::new("--dry-run")])?,
+        &ok([OsStr::new("compact"), dir, OsStr::new("--dry-run")])?,
         "would remove ",
     );
 
-    let out = ok(&[OsStr::new("compact"), dir])?;
+    let out = ok([OsStr::new("compact"), dir])?;
     assert_eq!(named(&out, "removed "), planned, "{out}");
     assert!(
         out.contains("started an empty segment for key old"),
@@ -145,8 +137,8 @@ fn compact_removes_what_the_dry_run_listed() -> TestResult {
     assert!(segment(t.path(), "old", 4).exists(), "empty successor");
 
     // `old` has no records left; `mixed` keeps its recent one.
-    assert_eq!(ok(&[OsStr::new("keys"), dir])?, "fresh\nmixed\n");
-    let dump = ok(&[OsStr::new("dump"), dir, OsStr::new("mixed")])?;
+    assert_eq!(ok([OsStr::new("keys"), dir])?, "fresh\nmixed\n");
+    let dump = ok([OsStr::new("dump"), dir, OsStr::new("mixed")])?;
     assert_eq!(dump.lines().count(), 1);
     assert!(
         dump.starts_with(&format!("{}:3:0\t", key_hash(b"mixed"))),
@@ -154,7 +146,7 @@ fn compact_removes_what_the_dry_run_listed() -> TestResult {
     );
 
     // Nothing is left to remove.
-    let out = ok(&[OsStr::new("compact"), dir])?;
+    let out = ok([OsStr::new("compact"), dir])?;
     assert!(out.contains("removed 0 segment(s)"), "{out}");
     Ok(())
 }

@@ -2,24 +2,16 @@
 //! version 1: no checksums, no timestamps): references resolve to 0.5's
 //! bytes, and nothing is changed.
 
+mod common;
+use common::ok;
+
 use std::error::Error;
 use std::ffi::OsStr;
-use std::process::Command;
 
 use bytes::Bytes;
 use serde_json::Value;
 
 type TestResult = Result<(), Box<dyn Error>>;
-
-fn ok(args: &[&OsStr]) -> Result<String, Box<dyn Error>> {
-    let out = Command::new(env!("CARGO_BIN_EXE_nano-wal"))
-        .args(args)
-        .output()?;
-    let stderr = String::from_utf8(out.stderr)?;
-    assert!(out.status.success(), "{args:?} failed: {stderr}");
-    assert_eq!(stderr, "");
-    Ok(String::from_utf8(out.stdout)?)
-}
 
 /// Every file's name and bytes, sorted by name.
 type Snapshot = Vec<(String, Vec<u8>)>;
@@ -57,9 +49,9 @@ fn a_directory_written_by_nano_wal_0_5_reads_back() -> TestResult {
     let before = snapshot(&path)?;
     let dir = path.as_os_str();
 
-    assert_eq!(ok(&[OsStr::new("keys"), dir])?, "events\nuser:7\n");
+    assert_eq!(ok([OsStr::new("keys"), dir])?, "events\nuser:7\n");
 
-    let v: Value = serde_json::from_str(&ok(&[OsStr::new("stats"), dir, OsStr::new("--json")])?)?;
+    let v: Value = serde_json::from_str(&ok([OsStr::new("stats"), dir, OsStr::new("--json")])?)?;
     assert_eq!(v["totals"]["records"], 6);
     assert_eq!(v["keys"][0]["records"], 3);
     assert_eq!(
@@ -69,9 +61,9 @@ fn a_directory_written_by_nano_wal_0_5_reads_back() -> TestResult {
     );
     assert_eq!(v["keys"][0]["segment_files"][0]["format_version"], 1);
     assert!(v["keys"][0]["next_expiry_unix_ms"].as_u64().is_some());
-    ok(&[OsStr::new("stats"), dir])?;
+    ok([OsStr::new("stats"), dir])?;
 
-    let dump = ok(&[
+    let dump = ok([
         OsStr::new("dump"),
         dir,
         OsStr::new("events"),
@@ -92,7 +84,7 @@ fn a_directory_written_by_nano_wal_0_5_reads_back() -> TestResult {
 
     for (_, r, header, content) in &written {
         let r = format!("{}:{}:{}", r.key_hash, r.sequence_number, r.offset);
-        let v: Value = serde_json::from_str(&ok(&[
+        let v: Value = serde_json::from_str(&ok([
             OsStr::new("get"),
             dir,
             OsStr::new(&r),
@@ -109,12 +101,12 @@ fn a_directory_written_by_nano_wal_0_5_reads_back() -> TestResult {
         assert_eq!(v["timestamp_unix_ms"], Value::Null);
     }
 
-    let verify = ok(&[OsStr::new("verify"), dir])?;
+    let verify = ok([OsStr::new("verify"), dir])?;
     assert!(
         verify.starts_with("ok: 2 keys, 2 segments, 6 records,"),
         "{verify}"
     );
-    let plan = ok(&[OsStr::new("compact"), dir, OsStr::new("--dry-run")])?;
+    let plan = ok([OsStr::new("compact"), dir, OsStr::new("--dry-run")])?;
     assert!(plan.contains("nothing has expired"), "{plan}");
 
     assert_eq!(snapshot(&path)?, before, "read-only: nothing changed");

@@ -3,10 +3,12 @@
 //! writer holds the directory, and every error is one line with a non-zero
 //! exit code.
 
+mod common;
+use common::{nano_wal, ok};
+
 use std::error::Error;
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -20,29 +22,6 @@ const T0_MS: u64 = 1_700_000_000_000;
 /// `WalOptions::default()`: one week, ten segments per week.
 const RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 const SEGMENT_PERIOD_MS: u64 = RETENTION_MS / 10;
-
-fn nano_wal<I, S>(args: I) -> Result<Output, Box<dyn Error>>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    Ok(Command::new(env!("CARGO_BIN_EXE_nano-wal"))
-        .args(args)
-        .output()?)
-}
-
-/// Run and expect success with nothing on stderr; returns stdout.
-fn ok<I, S>(args: I) -> Result<String, Box<dyn Error>>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let out = nano_wal(args)?;
-    let stderr = String::from_utf8(out.stderr)?;
-    assert!(out.status.success(), "failed: {stderr}");
-    assert_eq!(stderr, "", "nothing on stderr");
-    Ok(String::from_utf8(out.stdout)?)
-}
 
 /// Run and expect exactly one `error: ` line on stderr and exit code 1.
 fn fails<I, S>(args: I) -> Result<String, Box<dyn Error>>

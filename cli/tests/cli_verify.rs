@@ -2,10 +2,12 @@
 //! named by file and position with exit code 3, a torn tail is fine, and
 //! nothing on disk changes.
 
+mod common;
+use common::nano_wal;
+
 use std::error::Error;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use bytes::Bytes;
 use nano_wal::{EntryRef, Wal, key_hash};
@@ -18,16 +20,6 @@ const HEADER_LEN: u64 = 56 + KEY.len() as u64;
 /// Fixed part of a version-2 record, before its header and content.
 const RECORD_FIXED: u64 = 20;
 const RECORD_CONTENT: usize = 1000;
-
-fn nano_wal<I, S>(args: I) -> Result<Output, Box<dyn Error>>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    Ok(Command::new(env!("CARGO_BIN_EXE_nano-wal"))
-        .args(args)
-        .output()?)
-}
 
 fn verify(dir: &Path, extra: &[&str]) -> Result<(Option<i32>, String, String), Box<dyn Error>> {
     let mut args = vec![OsStr::new("verify"), dir.as_os_str()];
