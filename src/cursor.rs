@@ -62,9 +62,15 @@ impl From<&Segment> for SegmentMeta {
 }
 
 /// A read-ahead window over one file.
+///
+/// Records read through it share the window's memory (no copy per record):
+/// a record handed out keeps its window alive until it is dropped. Every
+/// refill reads into a fresh buffer, so a window is never changed under a
+/// record still using it.
 #[derive(Debug)]
 pub(crate) struct Cursor {
-    buf: Vec<u8>,
+    buf: Bytes,
+    capacity: usize,
     start: u64,
     len: usize,
 }
@@ -78,7 +84,8 @@ impl Default for Cursor {
 impl Cursor {
     pub fn with_capacity(cap: usize) -> Self {
         Self {
-            buf: vec![0; cap],
+            buf: Bytes::new(),
+            capacity: cap,
             start: 0,
             len: 0,
         }
@@ -97,18 +104,45 @@ impl Cursor {
         want: usize,
         end: u64,
     ) -> io::Result<&[u8]> {
+        let range = self.window_range(file, pos, want, end)?;
+        Ok(self.buf.get(range).unwrap_or(&[]))
+    }
+
+    /// As [`Cursor::window`], as a shared slice of the window.
+    fn window_shared(
+        &mut self,
+        file: &dyn StorageFile,
+        pos: u64,
+        want: usize,
+        end: u64,
+    ) -> io::Result<Bytes> {
+        let range = self.window_range(file, pos, want, end)?;
+        Ok(self.buf.slice(range))
+    }
+
+    fn window_range(
+        &mut self,
+        file: &dyn StorageFile,
+        pos: u64,
+        want: usize,
+        end: u64,
+    ) -> io::Result<std::ops::Range<usize>> {
         let avail = usize::try_from(end.saturating_sub(pos)).unwrap_or(usize::MAX);
-        let want = want.min(avail).min(self.buf.len());
+        let want = want.min(avail).min(self.capacity);
         let buffered_end = self.start + self.len as u64;
         if pos < self.start || pos + want as u64 > buffered_end {
-            let fill = self.buf.len().min(avail);
-            let got = read_up_to(file, &mut self.buf[..fill], pos)?;
+            let mut fresh = vec![0u8; self.capacity.min(avail)];
+            let got = read_up_to(file, &mut fresh, pos)?;
+            fresh.truncate(got);
+            self.buf = Bytes::from(fresh);
             self.start = pos;
             self.len = got;
         }
-        let from = usize::try_from(pos - self.start).unwrap_or(usize::MAX);
+        let from = usize::try_from(pos - self.start)
+            .unwrap_or(usize::MAX)
+            .min(self.len);
         let upto = (from + want).min(self.len);
-        Ok(self.buf.get(from..upto).unwrap_or(&[]))
+        Ok(from..upto)
     }
 
     /// Read and verify the record at `pos`, with `end` the end of the valid
@@ -143,31 +177,29 @@ impl Cursor {
         // `total` fits before `end`, which is at most the file's size, so the
         // allocation below is bounded by real data.
         let total_usize = usize::try_from(total).unwrap_or(usize::MAX);
-        let whole: Bytes = if total_usize <= self.buf.len() {
-            Bytes::copy_from_slice(self.window(file, pos, total_usize, end)?)
-        } else {
+        if total_usize > self.capacity {
             let mut v = vec![0u8; total_usize];
             read_exact_at(file, &mut v, pos)?;
-            Bytes::from(v)
-        };
-        if whole.len() != total_usize {
+            return Ok(decode_owned(Bytes::from(v), binding));
+        }
+        let range = self.window_range(file, pos, total_usize, end)?;
+        if range.len() != total_usize {
             return Ok(Err(Bad::V2(Defect::PastEnd)));
         }
-        match record::decode(&whole, binding) {
-            Ok(d) => {
-                let header_end = REC_FIXED_LEN + usize::from(d.fixed.header_len);
-                Ok(Ok(RawRecord {
-                    total_len: total,
-                    timestamp_ms: Some(d.fixed.timestamp_ms),
-                    header: d
-                        .fixed
-                        .has_header
-                        .then(|| whole.slice(REC_FIXED_LEN..header_end)),
-                    content: whole.slice(header_end..),
-                }))
-            }
-            Err(d) => Ok(Err(Bad::V2(d))),
+        // Verify in place (the fixed fields are already parsed); only the
+        // parts handed out share the window.
+        if let Err(d) = record::verify(&self.buf[range.clone()], &fixed, binding) {
+            return Ok(Err(Bad::V2(d)));
         }
+        let header_end = range.start + REC_FIXED_LEN + usize::from(fixed.header_len);
+        Ok(Ok(RawRecord {
+            total_len: total,
+            timestamp_ms: Some(fixed.timestamp_ms),
+            header: fixed
+                .has_header
+                .then(|| self.buf.slice(range.start + REC_FIXED_LEN..header_end)),
+            content: self.buf.slice(header_end..range.end),
+        }))
     }
 
     fn v1_record_at(
@@ -192,7 +224,7 @@ impl Cursor {
             Err(d) => return Ok(Err(Bad::V1(d))),
         };
         let whole = if total <= head.len() {
-            Bytes::copy_from_slice(&head[..total])
+            self.window_shared(file, pos, total, end)?
         } else {
             let mut v = vec![0u8; total];
             read_exact_at(file, &mut v, pos)?;
@@ -211,6 +243,29 @@ impl Cursor {
             }
             Err(d) => Ok(Err(Bad::V1(d))),
         }
+    }
+
+    /// Whether every byte in `[from, end)` is zero: preallocated space
+    /// after the last record (FORMAT.md §8), rather than a torn write.
+    pub fn zero_through(
+        &mut self,
+        file: &dyn StorageFile,
+        from: u64,
+        end: u64,
+    ) -> io::Result<bool> {
+        let mut pos = from;
+        while pos < end {
+            let chunk = self.window(file, pos, WINDOW_BYTES, end)?;
+            if chunk.is_empty() {
+                // The file is shorter than `end`: nothing more to look at.
+                return Ok(true);
+            }
+            if chunk.iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            pos += chunk.len() as u64;
+        }
+        Ok(true)
     }
 
     /// Is there a verifiable version-2 record anywhere in `[from, end)`?
@@ -243,6 +298,64 @@ impl Cursor {
         }
         Ok(None)
     }
+}
+
+/// Decode and verify a record that is exactly `whole`.
+fn decode_owned(whole: Bytes, binding: Binding) -> Result<RawRecord, Bad> {
+    let d = record::decode(&whole, binding).map_err(Bad::V2)?;
+    let header_end = REC_FIXED_LEN + usize::from(d.fixed.header_len);
+    let header = d.fixed.has_header.then_some(REC_FIXED_LEN..header_end);
+    let timestamp_ms = d.fixed.timestamp_ms;
+    Ok(RawRecord {
+        total_len: whole.len() as u64,
+        timestamp_ms: Some(timestamp_ms),
+        header: header.map(|h| whole.slice(h)),
+        content: whole.slice(header_end..),
+    })
+}
+
+/// Bytes a point read fetches with its first call: records up to this size
+/// (fixed fields included) take one read.
+pub(crate) const POINT_READ_BYTES: usize = 512;
+
+/// Read and verify the one record at `pos` for a point read: one positional
+/// read for a record of up to [`POINT_READ_BYTES`], two for a longer one,
+/// into a buffer of the record's own size (nothing shared with other reads).
+pub(crate) fn read_one(
+    file: &dyn StorageFile,
+    meta: SegmentMeta,
+    pos: u64,
+    end: u64,
+) -> io::Result<Result<RawRecord, Bad>> {
+    if meta.version == crate::format::FORMAT_VERSION_LEGACY {
+        return Cursor::default().record_at(file, meta, pos, end);
+    }
+    let avail = usize::try_from(end.saturating_sub(pos)).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; avail.min(POINT_READ_BYTES)];
+    let got = read_up_to(file, &mut buf, pos)?;
+    let Some(fixed_bytes) = buf.get(..REC_FIXED_LEN).filter(|_| got >= REC_FIXED_LEN) else {
+        return Ok(Err(Bad::V2(Defect::PastEnd)));
+    };
+    let total = match record::parse_fixed(fixed_bytes) {
+        Ok(f) => f.total_len(),
+        Err(d) => return Ok(Err(Bad::V2(d))),
+    };
+    // Checked against the end of the valid data (never past the file's
+    // size) before the buffer grows to it.
+    let Some(total) = usize::try_from(total).ok().filter(|&t| t <= avail) else {
+        return Ok(Err(Bad::V2(Defect::PastEnd)));
+    };
+    if total > got {
+        buf.resize(total, 0);
+        read_exact_at(file, &mut buf[got..], pos + got as u64)?;
+    }
+    buf.truncate(total);
+    let binding = Binding {
+        key_hash: meta.key_hash,
+        sequence: meta.sequence,
+        position: pos,
+    };
+    Ok(decode_owned(Bytes::from(buf), binding))
 }
 
 /// Total length of a v1 record from its length fields, if they are present.

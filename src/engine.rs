@@ -2,13 +2,34 @@
 //! handle cache, the key table and the directory's durability watermark.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::BuildHasherDefault;
+use std::hash::{BuildHasherDefault, Hasher};
 
-/// The key table. Its keys are already hashes, and a fixed hasher makes
-/// iteration order (and so the order of syncs) the same on every run, which
-/// deterministic crash simulation relies on.
-pub(crate) type KeyTable = HashMap<u64, Arc<KeyLog>, BuildHasherDefault<DefaultHasher>>;
+/// The key table. Its keys are already SipHash values, so they are used as
+/// their own hash; a fixed hasher also makes iteration order (and so the
+/// order of syncs) the same on every run, which deterministic crash
+/// simulation relies on.
+pub(crate) type KeyTable = HashMap<u64, Arc<KeyLog>, BuildHasherDefault<KeyHashHasher>>;
+
+/// Hashes a key hash to itself.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyHashHasher(u64);
+
+impl Hasher for KeyHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed; fold anything else in for completeness.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -117,13 +138,8 @@ impl Engine {
     pub fn read_record(&self, entry_ref: crate::EntryRef) -> Result<crate::Record> {
         let (seg, pos) = self.locate(entry_ref)?;
         let file = self.file(&seg)?;
-        let raw = crate::cursor::Cursor::with_capacity(1024)
-            .record_at(
-                &*file,
-                crate::cursor::SegmentMeta::from(&*seg),
-                pos,
-                seg.end(),
-            )
+        let meta = crate::cursor::SegmentMeta::from(&*seg);
+        let raw = crate::cursor::read_one(&*file, meta, pos, seg.end())
             .map_err(|e| io_at(&seg.path, "read", e))?
             .map_err(|bad| crate::recovery::corrupted(&seg.path, pos, bad))?;
         Ok(crate::Record {
@@ -209,6 +225,19 @@ impl Engine {
         })
     }
 
+    /// Make a cut of the file's preallocated tail durable (fdatasync covers
+    /// a change of size). A failure poisons the segment like any failed fsync.
+    pub fn sync_trim(&self, seg: &Arc<Segment>, file: &Arc<dyn StorageFile>) -> Result<()> {
+        file.sync_data().map_err(|e| {
+            let msg = format!(
+                "segment {}: sync after trimming preallocated space failed: {e}",
+                seg.path.display()
+            );
+            seg.durability.poison(msg.clone());
+            WalError::Poisoned(self.note_sync_failure(msg))
+        })
+    }
+
     /// After a failed fsync the kernel may have dropped the unsynced bytes
     /// while still serving them from its cache, so a reopen in the same boot
     /// would read records that are not on disk and build on them. Cut the
@@ -245,7 +274,7 @@ impl Engine {
 
     /// An open handle to the segment's file, from the cache if possible.
     pub fn file(&self, seg: &Arc<Segment>) -> Result<Arc<dyn StorageFile>> {
-        if let Some(f) = self.cache.get(seg.id()) {
+        if let Some(f) = self.cache.get(seg) {
             return Ok(f);
         }
         let mode = self.open_mode();
@@ -277,6 +306,54 @@ impl Engine {
         }
     }
 
+    /// Run `op` on every item, on up to `storage.parallel_syncs()` threads
+    /// (scoped: all are done when this returns). Falls back to this thread
+    /// if a thread cannot be started.
+    pub fn in_parallel<T: Sync>(&self, items: &[T], op: impl Fn(&T) + Sync) {
+        let threads = self.config.storage.parallel_syncs().min(items.len());
+        if threads <= 1 {
+            items.iter().for_each(&op);
+            return;
+        }
+        let per_thread = items.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let op = &op;
+            let mut inline = Vec::new();
+            for chunk in items.chunks(per_thread) {
+                let spawned = std::thread::Builder::new()
+                    .name("nano-wal-sync".into())
+                    .spawn_scoped(scope, move || chunk.iter().for_each(op));
+                if spawned.is_err() {
+                    inline.push(chunk);
+                }
+            }
+            for chunk in inline {
+                chunk.iter().for_each(op);
+            }
+        });
+    }
+
+    /// Make each `(segment, end)` durable, in parallel where the storage
+    /// allows; every one is attempted, and the first error is returned.
+    pub fn make_all_durable(&self, targets: &[(Arc<Segment>, u64)]) -> Result<()> {
+        let first_error = std::sync::Mutex::new(None);
+        self.in_parallel(targets, |(seg, end)| {
+            if let Err(e) = self.make_durable(seg, *end) {
+                first_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert(e);
+            }
+        });
+        match first_error
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     /// Add a freshly created file to the cache.
     pub fn adopt(&self, seg: &Arc<Segment>, file: Arc<dyn StorageFile>) {
         let (_, evicted) = self.cache.insert(seg, file);
@@ -288,10 +365,11 @@ impl Engine {
     /// not report a write-back error that happened in between. A failure
     /// poisons that segment, so no caller is ever told its data is durable.
     pub fn flush_evicted(&self, evicted: Vec<Evicted>) {
-        for (seg, file) in evicted {
-            if !seg.needs_sync_before_close() {
-                continue;
-            }
+        let dirty: Vec<Evicted> = evicted
+            .into_iter()
+            .filter(|(seg, _)| seg.needs_sync_before_close())
+            .collect();
+        self.in_parallel(&dirty, |(seg, file)| {
             // Data only: a directory sync here could need a descriptor
             // while we are freeing them, and could wait on a directory sync
             // this very thread leads. `sync()` and every durable wait sync
@@ -302,9 +380,9 @@ impl Engine {
             if let Err(m) = synced {
                 // Not lost: the watermark keeps the failure, and every later
                 // append or durable wait on that segment returns it.
-                self.quarantine(&seg, &file);
+                self.quarantine(seg, file);
                 self.note_sync_failure(format!("segment {}: {m}", seg.path.display()));
             }
-        }
+        });
     }
 }

@@ -85,6 +85,9 @@ impl Records {
                 return Ok(None);
             };
             if open.pos >= open.end {
+                // Noted once per segment rather than per record: an atomic
+                // per record costs more than the rest of the step.
+                open.seg.mark_verified(open.pos);
                 self.open = None;
                 continue;
             }
@@ -100,7 +103,6 @@ impl Records {
                 offset: open.pos - open.seg.header_len,
             };
             open.pos += raw.total_len;
-            open.seg.mark_verified(open.pos);
             return Ok(Some(Record {
                 entry_ref,
                 header: raw.header,

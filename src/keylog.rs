@@ -5,7 +5,7 @@
 //! reads do not wait for appends.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
 use crate::engine::Engine;
 use crate::entry_ref::EntryRef;
@@ -13,8 +13,8 @@ use crate::error::{Result, WalError, io_at};
 use crate::format::record::{self, Binding};
 use crate::format::{FORMAT_VERSION_CURRENT, segment_header};
 use crate::key::segment_file_name;
-use crate::segment::Segment;
-use crate::storage::{OpenMode, write_all_at};
+use crate::segment::{Segment, SegmentId};
+use crate::storage::{OpenMode, StorageFile, write_all_at};
 
 /// Encoded records for one key, waiting for their positions.
 #[derive(Debug, Default)]
@@ -41,7 +41,41 @@ pub(crate) struct Writer {
     pub active: Option<Arc<Segment>>,
     pub next_sequence: u64,
     pub poisoned: Option<String>,
+    /// Size of the active segment's file, which may run past its data into
+    /// preallocated zeros (FORMAT.md §7).
+    pub allocated_end: u64,
+    /// The active segment's handle while the handle cache keeps it open:
+    /// appends skip the cache lookup. Weak, so it never holds a descriptor
+    /// open past the cache's limit.
+    active_file: Option<(SegmentId, Weak<dyn StorageFile>)>,
 }
+
+impl Writer {
+    pub fn new(next_sequence: u64) -> Self {
+        Self {
+            active: None,
+            next_sequence,
+            poisoned: None,
+            allocated_end: 0,
+            active_file: None,
+        }
+    }
+}
+
+/// Bytes a segment's file is extended by, ahead of its data, when an append
+/// reaches the end of the file. The extension is a hole (no blocks, no
+/// writes); its point is that most fdatasyncs then do not change the file's
+/// size, so they need not commit a file-system journal transaction.
+pub(crate) const PREALLOCATE_BYTES: u64 = 1 << 20;
+
+thread_local! {
+    /// Where single appends are encoded; reused so an append allocates
+    /// nothing.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Scratch capacity kept between appends; a larger record's buffer is freed.
+const SCRATCH_KEEP_BYTES: usize = 1 << 20;
 
 #[derive(Debug)]
 pub(crate) struct KeyLog {
@@ -160,6 +194,52 @@ impl KeyLog {
         Ok((refs, touched))
     }
 
+    /// Append one record: the fast path of `append_entry`, which encodes
+    /// into a reused buffer and writes with one call. Returns the reference
+    /// and the end to sync through for durability.
+    pub fn append_one(
+        &self,
+        engine: &Engine,
+        header: Option<&[u8]>,
+        content: &[u8],
+        now_ms: u64,
+    ) -> Result<(EntryRef, Arc<Segment>, u64)> {
+        let mut w = self.lock_writer();
+        if let Some(msg) = &w.poisoned {
+            return Err(WalError::Poisoned(msg.clone()));
+        }
+        let len = record::encoded_len(header.map_or(0, <[u8]>::len), content.len()) as u64;
+        let seg = self.active_for(&mut w, engine, now_ms, len)?;
+        let pos = seg.end();
+        SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            let body_crc = record::encode_body(buf, header, content, now_ms);
+            let binding = Binding {
+                key_hash: self.key_hash,
+                sequence: seg.sequence,
+                position: pos,
+            };
+            record::seal(buf, body_crc, binding);
+            let written = if record::is_padding(buf) {
+                Err(record::padding_error())
+            } else {
+                self.write_at(&mut w, engine, &seg, buf, pos)
+            };
+            if buf.capacity() > SCRATCH_KEEP_BYTES {
+                *buf = Vec::new();
+            }
+            written
+        })?;
+        // Readers may now see the record: it is complete in the file.
+        seg.publish(pos + len);
+        let r = EntryRef {
+            key_hash: self.key_hash,
+            sequence_number: seg.sequence,
+            offset: pos - seg.header_len,
+        };
+        Ok((r, seg, pos + len))
+    }
+
     /// One positional write of whole records; on failure no partial record
     /// stays visible, and the writer is poisoned unless that is certain.
     fn write_at(
@@ -170,7 +250,32 @@ impl KeyLog {
         bytes: &[u8],
         pos: u64,
     ) -> Result<()> {
-        let file = engine.file(seg)?;
+        let cached = match &w.active_file {
+            Some((id, weak)) if *id == seg.id() => weak.upgrade(),
+            _ => None,
+        };
+        let file = match cached {
+            Some(f) => {
+                engine.cache.touch(seg);
+                f
+            }
+            None => {
+                let f = engine.file(seg)?;
+                w.active_file = Some((seg.id(), Arc::downgrade(&f)));
+                f
+            }
+        };
+        let want = pos + bytes.len() as u64;
+        if want > w.allocated_end {
+            // Extend the file past the data (a hole), so the fdatasyncs of
+            // the next appends do not also have to record a new file size.
+            // Recovery reads the zeros as the end of the data (FORMAT.md §8).
+            let limit = engine.config.max_segment_bytes.max(want);
+            let target = want.max(pos.saturating_add(PREALLOCATE_BYTES).min(limit));
+            file.set_len(target)
+                .map_err(|e| io_at(&seg.path, "preallocate", e))?;
+            w.allocated_end = target;
+        }
         let Err(e) = write_all_at(&*file, bytes, pos) else {
             return Ok(());
         };
@@ -217,16 +322,47 @@ impl KeyLog {
         self.create_segment(w, engine, now_ms)
     }
 
+    /// Cut the active segment's preallocated zeros off (not durably).
+    pub fn trim_preallocated(&self, engine: &Engine) -> Result<()> {
+        let mut w = self.lock_writer();
+        let Some(seg) = w.active.clone() else {
+            return Ok(());
+        };
+        let end = seg.end();
+        if w.allocated_end <= end {
+            return Ok(());
+        }
+        let file = engine.file(&seg)?;
+        file.set_len(end).map_err(|e| io_at(&seg.path, "trim", e))?;
+        w.allocated_end = end;
+        Ok(())
+    }
+
     /// Make every byte of the active segment durable and stop appending to it.
     pub fn seal(&self, w: &mut Writer, engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
         // IMPORTANT: a later segment may receive durable records; if this
         // one's tail were still volatile, power loss could leave a gap
         // before them. So the old segment is synced before it is replaced.
-        if let Err(e) = engine.make_durable(seg, seg.end()) {
+        let end = seg.end();
+        if let Err(e) = engine.make_durable(seg, end) {
             w.poisoned = Some(format!("{e}"));
             return Err(e);
         }
+        if w.allocated_end > end {
+            // Drop the preallocated zeros, durably, before any later segment
+            // exists: only a key's newest segment may end in them. If the
+            // cut itself fails, the segment stays active and the next append
+            // tries again; only a failed sync of the cut poisons.
+            let file = engine.file(seg)?;
+            file.set_len(end).map_err(|e| io_at(&seg.path, "trim", e))?;
+            w.allocated_end = end;
+            if let Err(e) = engine.sync_trim(seg, &file) {
+                w.poisoned = Some(format!("{e}"));
+                return Err(e);
+            }
+        }
         w.active = None;
+        w.allocated_end = 0;
         Ok(())
     }
 
@@ -262,6 +398,7 @@ impl KeyLog {
         }
         w.next_sequence = sequence + 1;
         let header_len = header.len() as u64;
+        w.allocated_end = header_len;
         let seg = Arc::new(Segment::new(
             self.key_hash,
             sequence,

@@ -169,11 +169,8 @@ fn load_key(
         .and_then(|s| s.rsplitn(3, '-').nth(2))
         .unwrap_or("")
         .to_owned();
-    let writer = Writer {
-        active,
-        next_sequence,
-        poisoned: None,
-    };
+    let mut writer = Writer::new(next_sequence);
+    writer.active = active;
     Ok(Some(KeyLog::new(key, hash, prefix, table, writer)))
 }
 
@@ -365,6 +362,16 @@ fn scan_tail(engine: &Engine, seg: &Arc<Segment>, report: &mut RecoveryReport) -
             }
             Err(bad) => bad,
         };
+        if seg.is_current_format() && cursor.zero_through(&*file, pos, end).map_err(read_err)? {
+            // Preallocated space after the last record: the data ends here.
+            // A writer trims it (durably), so that only a key's newest
+            // segment ever ends in zeros; nothing is reported.
+            if engine.read_only.is_none() {
+                file.set_len(pos).map_err(|e| io_at(&seg.path, "trim", e))?;
+                file.sync_data().map_err(|e| io_at(&seg.path, "sync", e))?;
+            }
+            break;
+        }
         if let Some(q) = cursor
             .any_valid_after(&*file, meta, pos + 1, end)
             .map_err(read_err)?

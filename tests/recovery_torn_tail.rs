@@ -235,16 +235,61 @@ fn random_garbage_after_the_last_record_is_a_torn_tail() -> TestResult {
     check_garbage_tail("100 noise bytes", |p| append_bytes(p, &noise(100)))
 }
 
-#[test]
-fn zeroed_sector_after_the_last_record_is_a_torn_tail() -> TestResult {
-    check_garbage_tail("512 zero bytes", |p| append_bytes(p, &[0u8; 512]))
+/// Zeros after the last record are preallocated space (FORMAT.md §8): the
+/// open keeps all `N` records under either policy, reports nothing torn,
+/// trims the zeros, and appends continue in a new segment.
+fn check_zero_tail(what: &str, damage: impl Fn(&Path) -> std::io::Result<()>) -> TestResult {
+    let t = tempfile::tempdir()?;
+    let dir = t.path().join("wal");
+    let w = write_records(&dir)?;
+    let good_len = file_len(&w.segment)?;
+    damage(&w.segment)?;
+    assert!(file_len(&w.segment)? > good_len, "{what}: test setup");
+
+    let strict = Wal::builder(&dir)
+        .recovery(RecoveryMode::AbsoluteConsistency)
+        .read_only(true)
+        .open()?;
+    assert_eq!(
+        contents(&strict)?,
+        w.contents,
+        "{what}: AbsoluteConsistency"
+    );
+    drop(strict);
+    let wal = Wal::builder(&dir).open()?;
+    assert_eq!(contents(&wal)?, w.contents, "{what}: every record survives");
+    assert_eq!(records(&wal)?, w.contents, "{what}: records()");
+    let report = wal.recovery_report();
+    assert!(report.torn_tails.is_empty(), "{what}: {report:?}");
+    assert_eq!(file_len(&w.segment)?, good_len, "{what}: zeros trimmed");
+    let new = wal.append_entry(KEY, None, Bytes::from_static(b"next"), true)?;
+    assert_eq!(new.offset, 0, "{what}: appends start a new segment");
+    drop(wal);
+    let wal = Wal::builder(&dir).open()?;
+    let mut expected = w.contents.clone();
+    expected.push(Bytes::from_static(b"next"));
+    assert_eq!(contents(&wal)?, expected, "{what}: after reopening");
+    Ok(())
 }
 
 #[test]
-fn file_grown_with_zeros_is_a_torn_tail() -> TestResult {
-    check_garbage_tail("grown by 4096 zeros", |p| {
+fn zeroed_sector_after_the_last_record_is_preallocated_space() -> TestResult {
+    check_zero_tail("512 zero bytes", |p| append_bytes(p, &[0u8; 512]))
+}
+
+#[test]
+fn file_grown_with_zeros_is_preallocated_space() -> TestResult {
+    check_zero_tail("grown by 4096 zeros", |p| {
         let len = std::fs::metadata(p)?.len();
         set_len(p, len + 4096)
+    })
+}
+
+#[test]
+fn zeros_then_garbage_after_the_last_record_is_a_torn_tail() -> TestResult {
+    check_garbage_tail("512 zeros then 100 noise bytes", |p| {
+        append_bytes(p, &[0u8; 512])?;
+        append_bytes(p, &noise(100))
     })
 }
 
@@ -281,13 +326,13 @@ fn absolute_consistency_refuses_a_torn_tail() -> TestResult {
     }
     // Garbage after intact records is refused as well.
     let seg = w.segment.clone();
-    append_bytes(&seg, &[0u8; 512])?;
+    append_bytes(&seg, &noise(512))?;
     let opened = Wal::builder(&pristine_dir)
         .recovery(RecoveryMode::AbsoluteConsistency)
         .open();
     assert!(
         matches!(opened, Err(WalError::CorruptedData(_))),
-        "zero tail: expected CorruptedData, got {opened:?}"
+        "garbage tail: expected CorruptedData, got {opened:?}"
     );
     assert_eq!(file_len(&seg)?, end + 512);
     // An intact directory opens under AbsoluteConsistency.

@@ -62,6 +62,8 @@ pub(crate) enum Defect {
     PastEnd,
     /// The stored CRC does not match the bytes and their binding.
     Checksum { stored: u32, computed: u32 },
+    /// All fixed fields are zero: preallocated space, where the data ends.
+    Padding,
 }
 
 impl std::fmt::Display for Defect {
@@ -76,6 +78,7 @@ impl std::fmt::Display for Defect {
                 )
             }
             Defect::PastEnd => write!(f, "record extends past the end of the segment"),
+            Defect::Padding => write!(f, "zeros (preallocated space) where a record would start"),
             Defect::Checksum { stored, computed } => {
                 write!(
                     f,
@@ -141,9 +144,31 @@ pub(crate) fn seal(record: &mut [u8], body_crc: u32, binding: Binding) {
     record[REC_CRC_OFFSET..REC_CRC_OFFSET + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Whether a record's fixed fields (the first [`REC_FIXED_LEN`] bytes of
+/// `record`) are all zero. Such bytes are never a record: they are
+/// preallocated space, and the data ends before them (FORMAT.md §4).
+pub(crate) fn is_padding(record: &[u8]) -> bool {
+    record
+        .get(..REC_FIXED_LEN)
+        .is_some_and(|f| f.iter().all(|&b| b == 0))
+}
+
+/// The error for the one record that cannot be written: no header, empty
+/// content, timestamp 0, and a CRC that happens to be 0 (odds 2^-32).
+pub(crate) fn padding_error() -> crate::WalError {
+    crate::WalError::InvalidConfig(
+        "an empty record stamped at the Unix epoch whose checksum is 0 would read as \
+         preallocated space; set the clock past the epoch"
+            .into(),
+    )
+}
+
 /// Parse and limit-check the fixed fields. `fixed` must hold at least
 /// [`REC_FIXED_LEN`] bytes.
 pub(crate) fn parse_fixed(fixed: &[u8]) -> Result<Fixed, Defect> {
+    if is_padding(fixed) {
+        return Err(Defect::Padding);
+    }
     let flags = get_u16(fixed, REC_FLAGS_OFFSET);
     if flags & !REC_KNOWN_FLAGS != 0 {
         return Err(Defect::UnknownFlags(flags));
@@ -271,9 +296,24 @@ mod tests {
     }
 
     #[test]
-    fn zeroed_record_is_rejected() {
+    fn zeroed_record_is_padding_and_never_verifies() {
         let buf = vec![0u8; 64];
+        assert_eq!(decode(&buf, B), Err(Defect::Padding));
+        // One non-zero fixed byte makes it a (damaged) record again.
+        let mut buf = buf;
+        buf[REC_TIMESTAMP_OFFSET] = 1;
         assert!(matches!(decode(&buf, B), Err(Defect::Checksum { .. })));
+    }
+
+    #[test]
+    fn an_encoded_record_is_padding_only_if_all_fixed_bytes_are_zero() {
+        // Timestamp 1234: never padding, even with no header and no content.
+        assert!(!is_padding(&encoded(None, b"")));
+        assert!(is_padding(&[0u8; REC_FIXED_LEN]));
+        assert!(
+            !is_padding(&[0u8; REC_FIXED_LEN - 1]),
+            "too short to be padding"
+        );
     }
 
     #[test]

@@ -366,6 +366,17 @@ impl Run<'_> {
                 Err(bad) => bad,
             };
             let legacy = seg.meta.version == FORMAT_VERSION_LEGACY;
+            if newest
+                && !legacy
+                && cursor
+                    .zero_through(&*seg.file, pos, seg.len)
+                    .map_err(read_err)?
+            {
+                // Preallocated space after the newest segment's last record
+                // (a live writer's, or one that crashed): the data ends here.
+                self.advance(seg.len - pos);
+                break;
+            }
             let resume_at = if legacy {
                 // nano-wal 0.5 never synced and stored no checksum: its data
                 // ends at the first record that does not decode.
