@@ -27,6 +27,13 @@ pub(crate) struct RawRecord {
     pub content: Bytes,
 }
 
+/// A verified version-2 record: where it is in the window, or its own
+/// buffer when it is larger than the window.
+enum Checked {
+    InWindow(record::Fixed, std::ops::Range<usize>),
+    Owned(RawRecord),
+}
+
 /// Why the bytes at a position are not a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bad {
@@ -157,6 +164,50 @@ impl Cursor {
         if meta.version == crate::format::FORMAT_VERSION_LEGACY {
             return self.v1_record_at(file, pos, end);
         }
+        let (fixed, range) = match self.verify_v2(file, meta, pos, end)? {
+            Ok(Checked::InWindow(fixed, range)) => (fixed, range),
+            Ok(Checked::Owned(raw)) => return Ok(Ok(raw)),
+            Err(bad) => return Ok(Err(bad)),
+        };
+        // Only the parts handed out share the window.
+        let header_end = range.start + REC_FIXED_LEN + usize::from(fixed.header_len);
+        Ok(Ok(RawRecord {
+            total_len: fixed.total_len(),
+            timestamp_ms: Some(fixed.timestamp_ms),
+            header: fixed
+                .has_header
+                .then(|| self.buf.slice(range.start + REC_FIXED_LEN..header_end)),
+            content: self.buf.slice(header_end..range.end),
+        }))
+    }
+
+    /// As [`Cursor::record_at`], but only the record's length: for scans
+    /// that check records without handing them out (recovery, verify).
+    pub fn record_len_at(
+        &mut self,
+        file: &dyn StorageFile,
+        meta: SegmentMeta,
+        pos: u64,
+        end: u64,
+    ) -> io::Result<Result<u64, Bad>> {
+        if meta.version == crate::format::FORMAT_VERSION_LEGACY {
+            return Ok(self.v1_record_at(file, pos, end)?.map(|r| r.total_len));
+        }
+        Ok(self.verify_v2(file, meta, pos, end)?.map(|c| match c {
+            Checked::InWindow(fixed, _) => fixed.total_len(),
+            Checked::Owned(raw) => raw.total_len,
+        }))
+    }
+
+    /// Find and verify the version-2 record at `pos`, in place in the window
+    /// if it fits there.
+    fn verify_v2(
+        &mut self,
+        file: &dyn StorageFile,
+        meta: SegmentMeta,
+        pos: u64,
+        end: u64,
+    ) -> io::Result<Result<Checked, Bad>> {
         let binding = Binding {
             key_hash: meta.key_hash,
             sequence: meta.sequence,
@@ -180,26 +231,17 @@ impl Cursor {
         if total_usize > self.capacity {
             let mut v = vec![0u8; total_usize];
             read_exact_at(file, &mut v, pos)?;
-            return Ok(decode_owned(Bytes::from(v), binding));
+            return Ok(decode_owned(Bytes::from(v), binding).map(Checked::Owned));
         }
         let range = self.window_range(file, pos, total_usize, end)?;
         if range.len() != total_usize {
             return Ok(Err(Bad::V2(Defect::PastEnd)));
         }
-        // Verify in place (the fixed fields are already parsed); only the
-        // parts handed out share the window.
-        if let Err(d) = record::verify(&self.buf[range.clone()], &fixed, binding) {
-            return Ok(Err(Bad::V2(d)));
+        // The fixed fields are already parsed: check the CRC in place.
+        match record::verify(&self.buf[range.clone()], &fixed, binding) {
+            Ok(()) => Ok(Ok(Checked::InWindow(fixed, range))),
+            Err(d) => Ok(Err(Bad::V2(d))),
         }
-        let header_end = range.start + REC_FIXED_LEN + usize::from(fixed.header_len);
-        Ok(Ok(RawRecord {
-            total_len: total,
-            timestamp_ms: Some(fixed.timestamp_ms),
-            header: fixed
-                .has_header
-                .then(|| self.buf.slice(range.start + REC_FIXED_LEN..header_end)),
-            content: self.buf.slice(header_end..range.end),
-        }))
     }
 
     fn v1_record_at(
@@ -291,7 +333,7 @@ impl Cursor {
                     && record::parse_fixed(fixed)
                         .is_ok_and(|f| f.total_len() <= end.saturating_sub(pos))
             };
-            if plausible && self.record_at(file, meta, pos, end)?.is_ok() {
+            if plausible && self.record_len_at(file, meta, pos, end)?.is_ok() {
                 return Ok(Some(pos));
             }
             pos += 1;

@@ -355,9 +355,12 @@ fn scan_tail(engine: &Engine, seg: &Arc<Segment>, report: &mut RecoveryReport) -
     let mut pos = seg.header_len;
     let read_err = |e| io_at(&seg.path, "read", e);
     while pos < end {
-        let bad = match cursor.record_at(&*file, meta, pos, end).map_err(read_err)? {
-            Ok(r) => {
-                pos += r.total_len;
+        let bad = match cursor
+            .record_len_at(&*file, meta, pos, end)
+            .map_err(read_err)?
+        {
+            Ok(len) => {
+                pos += len;
                 continue;
             }
             Err(bad) => bad,

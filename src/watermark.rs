@@ -18,6 +18,9 @@ struct State {
     failed: Option<String>,
 }
 
+/// Most times a sync leader yields while the written position still moves.
+const GATHER_YIELDS: usize = 8;
+
 /// A durability watermark with one sync in flight at a time.
 #[derive(Debug, Default)]
 pub(crate) struct Watermark {
@@ -73,6 +76,26 @@ impl Watermark {
         self.changed.notify_all();
     }
 
+    /// How far data is written, once writers that are ready to run have
+    /// had their turn. Waking after a sync, the other appenders write their
+    /// next records within microseconds; yielding the processor to them
+    /// while the written position still moves lets one fsync cover them
+    /// all, where starting at once would cover only the leader's record
+    /// (with more threads than cores, the difference is several times the
+    /// throughput). A lone writer pays one `sched_yield`.
+    fn gather(written: &impl Fn() -> u64) -> u64 {
+        let mut through = written();
+        for _ in 0..GATHER_YIELDS {
+            std::thread::yield_now();
+            let now = written();
+            if now == through {
+                break;
+            }
+            through = now;
+        }
+        through
+    }
+
     /// Return once everything up to `target` is durable.
     ///
     /// `written` tells how far data has been written; it is read by the
@@ -99,8 +122,8 @@ impl Watermark {
                 continue;
             }
             st.syncing = true;
-            let through = written();
             drop(st);
+            let through = Self::gather(&written);
             let result = sync();
             st = relock(self.state.lock());
             st.syncing = false;

@@ -354,13 +354,13 @@ impl Run<'_> {
         self.advance(seg.header_len.min(seg.len));
         while pos < seg.len {
             let bad = match cursor
-                .record_at(&*seg.file, seg.meta, pos, seg.len)
+                .record_len_at(&*seg.file, seg.meta, pos, seg.len)
                 .map_err(read_err)?
             {
-                Ok(r) => {
-                    pos += r.total_len;
+                Ok(len) => {
+                    pos += len;
                     self.report.records += 1;
-                    self.advance(r.total_len);
+                    self.advance(len);
                     continue;
                 }
                 Err(bad) => bad,
