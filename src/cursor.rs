@@ -6,7 +6,7 @@
 
 use std::io;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::format::legacy::{self, DefectV1, V1_CONTENT_LEN_LEN, V1_PREFIX_LEN};
 use crate::format::record::{self, Binding, Defect};
@@ -68,6 +68,15 @@ impl From<&Segment> for SegmentMeta {
     }
 }
 
+/// A verified record borrowed from a cursor.
+#[derive(Debug)]
+pub(crate) struct View<'a> {
+    pub total_len: u64,
+    pub timestamp_ms: Option<u64>,
+    pub header: Option<&'a [u8]>,
+    pub content: &'a [u8],
+}
+
 /// A read-ahead window over one file.
 ///
 /// Records read through it share the window's memory (no copy per record):
@@ -77,6 +86,8 @@ impl From<&Segment> for SegmentMeta {
 #[derive(Debug)]
 pub(crate) struct Cursor {
     buf: Bytes,
+    /// The last record viewed that did not fit the window (or a v1 record).
+    spill: Option<RawRecord>,
     capacity: usize,
     start: u64,
     len: usize,
@@ -92,6 +103,7 @@ impl Cursor {
     pub fn with_capacity(cap: usize) -> Self {
         Self {
             buf: Bytes::new(),
+            spill: None,
             capacity: cap,
             start: 0,
             len: 0,
@@ -138,10 +150,19 @@ impl Cursor {
         let want = want.min(avail).min(self.capacity);
         let buffered_end = self.start + self.len as u64;
         if pos < self.start || pos + want as u64 > buffered_end {
-            let mut fresh = vec![0u8; self.capacity.min(avail)];
+            let fill = self.capacity.min(avail);
+            // Reuse the old window's memory if no record handed out still
+            // shares it; otherwise start a fresh buffer.
+            let mut fresh = match std::mem::take(&mut self.buf).try_into_mut() {
+                Ok(mut reused) => {
+                    reused.resize(fill, 0);
+                    reused
+                }
+                Err(_) => BytesMut::zeroed(fill),
+            };
             let got = read_up_to(file, &mut fresh, pos)?;
             fresh.truncate(got);
-            self.buf = Bytes::from(fresh);
+            self.buf = fresh.freeze();
             self.start = pos;
             self.len = got;
         }
@@ -179,6 +200,44 @@ impl Cursor {
                 .then(|| self.buf.slice(range.start + REC_FIXED_LEN..header_end)),
             content: self.buf.slice(header_end..range.end),
         }))
+    }
+
+    /// As [`Cursor::record_at`], borrowing the record instead of sharing
+    /// the window: no allocation or reference count per record.
+    pub fn view_at(
+        &mut self,
+        file: &dyn StorageFile,
+        meta: SegmentMeta,
+        pos: u64,
+        end: u64,
+    ) -> io::Result<Result<View<'_>, Bad>> {
+        let checked = if meta.version == crate::format::FORMAT_VERSION_LEGACY {
+            self.v1_record_at(file, pos, end)?.map(Checked::Owned)
+        } else {
+            self.verify_v2(file, meta, pos, end)?
+        };
+        match checked {
+            Ok(Checked::InWindow(fixed, range)) => {
+                let bytes = &self.buf[range];
+                let header_end = REC_FIXED_LEN + usize::from(fixed.header_len);
+                Ok(Ok(View {
+                    total_len: fixed.total_len(),
+                    timestamp_ms: Some(fixed.timestamp_ms),
+                    header: fixed.has_header.then(|| &bytes[REC_FIXED_LEN..header_end]),
+                    content: &bytes[header_end..],
+                }))
+            }
+            Ok(Checked::Owned(raw)) => {
+                let raw = self.spill.insert(raw);
+                Ok(Ok(View {
+                    total_len: raw.total_len,
+                    timestamp_ms: raw.timestamp_ms,
+                    header: raw.header.as_deref(),
+                    content: &raw.content,
+                }))
+            }
+            Err(bad) => Ok(Err(bad)),
+        }
     }
 
     /// As [`Cursor::record_at`], but only the record's length: for scans

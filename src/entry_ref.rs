@@ -79,3 +79,18 @@ pub struct Record {
     /// written by nano-wal 0.5, which stored none.
     pub timestamp_unix_ms: Option<u64>,
 }
+
+/// A record borrowed for the duration of a [`crate::Wal::scan`] callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecordView<'a> {
+    /// Where the record lives.
+    pub entry_ref: EntryRef,
+    /// The header given at append time; `None` if none was given.
+    pub header: Option<&'a [u8]>,
+    /// The content.
+    pub content: &'a [u8],
+    /// Append time in milliseconds since the Unix epoch; `None` for records
+    /// written by nano-wal 0.5.
+    pub timestamp_unix_ms: Option<u64>,
+}

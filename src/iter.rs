@@ -2,13 +2,14 @@
 //! read window plus the record being returned, however large the key is.
 
 use std::collections::VecDeque;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::cursor::{Cursor, SegmentMeta};
 use crate::engine::Engine;
-use crate::entry_ref::{EntryRef, Record};
+use crate::entry_ref::{EntryRef, Record, RecordView};
 use crate::error::{Result, WalError, io_at};
 use crate::recovery::corrupted;
 use crate::segment::Segment;
@@ -170,6 +171,45 @@ impl Iterator for Contents {
             }
         }
     }
+}
+
+/// Visit every record of `segments` in order, borrowed from one window,
+/// until `visit` breaks; what [`crate::Wal::scan`] does.
+pub(crate) fn scan(
+    engine: &Arc<Engine>,
+    segments: &[Arc<Segment>],
+    mut visit: impl FnMut(RecordView<'_>) -> ControlFlow<()>,
+) -> Result<()> {
+    let mut cursor = Cursor::default();
+    for seg in segments {
+        let end = seg.end();
+        let mut pos = seg.header_len;
+        let file = engine.file(seg)?;
+        let meta = SegmentMeta::from(&**seg);
+        cursor.reset();
+        while pos < end {
+            let view = cursor
+                .view_at(&*file, meta, pos, end)
+                .map_err(|e| io_at(&seg.path, "read", e))?
+                .map_err(|bad| corrupted(&seg.path, pos, bad))?;
+            let record = RecordView {
+                entry_ref: EntryRef {
+                    key_hash: seg.key_hash,
+                    sequence_number: seg.sequence,
+                    offset: pos - seg.header_len,
+                },
+                header: view.header,
+                content: view.content,
+                timestamp_unix_ms: view.timestamp_ms,
+            };
+            pos += view.total_len;
+            if visit(record).is_break() {
+                return Ok(());
+            }
+        }
+        seg.mark_verified(pos);
+    }
+    Ok(())
 }
 
 /// Check every record of `segments` not yet checked in this process,

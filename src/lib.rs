@@ -24,7 +24,7 @@ mod wal;
 mod watermark;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use entry_ref::{EntryRef, ParseEntryRefError, Record};
+pub use entry_ref::{EntryRef, ParseEntryRefError, Record, RecordView};
 pub use error::{Result, WalError};
 pub use format::{MAX_CONTENT_BYTES, MAX_HEADER_BYTES, MAX_KEY_BYTES};
 pub use iter::{Contents, Records};

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::hash::Hash;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 
 use crate::engine::Engine;
-use crate::entry_ref::{EntryRef, Record};
+use crate::entry_ref::{EntryRef, Record, RecordView};
 use crate::error::{Result, WalError, io_at};
 use crate::format::{MAX_CONTENT_BYTES, MAX_HEADER_BYTES, MAX_KEY_BYTES};
 use crate::iter::{Contents, Records, verify_unchecked};
@@ -297,6 +298,40 @@ impl Wal {
         self.engine.check_open()?;
         let segments = self.key_segments(key.as_ref());
         Ok(Records::new(self.engine.clone(), segments, 0))
+    }
+
+    /// Visit every record of `key`, oldest first, until `visit` returns
+    /// [`ControlFlow::Break`]: the fastest way to read a key. Records are
+    /// checked exactly as by [`Wal::records`], but lent to the callback
+    /// straight from the read window, with no allocation or reference
+    /// count per record; copy what you keep.
+    ///
+    /// ```
+    /// # use std::ops::ControlFlow;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let wal = nano_wal::Wal::builder(dir.path()).open()?;
+    /// wal.append_entry("k", None, bytes::Bytes::from("a"), false)?;
+    /// let mut total_bytes = 0;
+    /// wal.scan("k", |r| {
+    ///     total_bytes += r.content.len();
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(total_bytes, 1);
+    /// # Ok::<(), nano_wal::WalError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A closed handle; [`WalError::CorruptedData`] naming the file and
+    /// offset of a damaged record (records before it were visited); I/O
+    /// errors.
+    pub fn scan<K: AsRef<[u8]>>(
+        &self,
+        key: K,
+        visit: impl FnMut(RecordView<'_>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        self.engine.check_open()?;
+        let segments = self.key_segments(key.as_ref());
+        crate::iter::scan(&self.engine, &segments, visit)
     }
 
     /// The key's segments, oldest first (none for an unknown key).
