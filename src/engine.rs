@@ -188,6 +188,7 @@ impl Engine {
             .wait_synced(
                 generation,
                 || self.dir_generation.load(Ordering::Acquire),
+                || 0,
                 || self.with_descriptor(|| self.config.storage.sync_dir(dir)),
             )
             .map_err(|m| {
@@ -215,9 +216,12 @@ impl Engine {
         // before any record in it counts as durable, or the whole file could
         // vanish with the records the caller was told are durable.
         self.sync_dir_through(seg.dir_generation)?;
-        let synced = seg
-            .durability
-            .wait_synced(target, || seg.end(), || file.sync_data());
+        let synced = seg.durability.wait_synced(
+            target,
+            || seg.end(),
+            || seg.durable_appenders(),
+            || file.sync_data(),
+        );
         synced.map_err(|m| {
             self.quarantine(seg, file);
             let msg = format!("segment {}: {m}", seg.path.display());
@@ -374,9 +378,9 @@ impl Engine {
             // while we are freeing them, and could wait on a directory sync
             // this very thread leads. `sync()` and every durable wait sync
             // the directory entry themselves before relying on the data.
-            let synced = seg
-                .durability
-                .wait_synced(seg.end(), || seg.end(), || file.sync_data());
+            let synced =
+                seg.durability
+                    .wait_synced(seg.end(), || seg.end(), || 0, || file.sync_data());
             if let Err(m) = synced {
                 // Not lost: the watermark keeps the failure, and every later
                 // append or durable wait on that segment returns it.

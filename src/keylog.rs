@@ -13,7 +13,7 @@ use crate::error::{Result, WalError, io_at};
 use crate::format::record::{self, Binding};
 use crate::format::{FORMAT_VERSION_CURRENT, segment_header};
 use crate::key::segment_file_name;
-use crate::segment::{Segment, SegmentId};
+use crate::segment::{DurableAppend, Segment, SegmentId};
 use crate::storage::{OpenMode, StorageFile, write_all_at};
 
 /// Encoded records for one key, waiting for their positions.
@@ -195,15 +195,17 @@ impl KeyLog {
     }
 
     /// Append one record: the fast path of `append_entry`, which encodes
-    /// into a reused buffer and writes with one call. Returns the reference
-    /// and the end to sync through for durability.
+    /// into a reused buffer and writes with one call. Returns the reference,
+    /// the end to sync through for durability and, for a durable append, the
+    /// guard that counts it until its sync returns.
     pub fn append_one(
         &self,
         engine: &Engine,
         header: Option<&[u8]>,
         content: &[u8],
         now_ms: u64,
-    ) -> Result<(EntryRef, Arc<Segment>, u64)> {
+        durable: bool,
+    ) -> Result<(EntryRef, Arc<Segment>, u64, Option<DurableAppend>)> {
         let mut w = self.lock_writer();
         if let Some(msg) = &w.poisoned {
             return Err(WalError::Poisoned(msg.clone()));
@@ -211,6 +213,9 @@ impl KeyLog {
         let len = record::encoded_len(header.map_or(0, <[u8]>::len), content.len()) as u64;
         let seg = self.active_for(&mut w, engine, now_ms, len)?;
         let pos = seg.end();
+        // Counted before the write, so a sync leader that sees the record
+        // also knows to expect this appender.
+        let joining = durable.then(|| seg.durable_append());
         SCRATCH.with_borrow_mut(|buf| {
             buf.clear();
             let body_crc = record::encode_body(buf, header, content, now_ms);
@@ -237,7 +242,7 @@ impl KeyLog {
             sequence_number: seg.sequence,
             offset: pos - seg.header_len,
         };
-        Ok((r, seg, pos + len))
+        Ok((r, seg, pos + len, joining))
     }
 
     /// One positional write of whole records; on failure no partial record
@@ -265,23 +270,14 @@ impl KeyLog {
                 f
             }
         };
-        let want = pos + bytes.len() as u64;
-        if want > w.allocated_end {
-            // Extend the file past the data (a hole), so the fdatasyncs of
-            // the next appends do not also have to record a new file size.
-            // Recovery reads the zeros as the end of the data (FORMAT.md §8).
-            let limit = engine.config.max_segment_bytes.max(want);
-            let target = want.max(pos.saturating_add(PREALLOCATE_BYTES).min(limit));
-            file.set_len(target)
-                .map_err(|e| io_at(&seg.path, "preallocate", e))?;
-            w.allocated_end = target;
-        }
+        self.preallocate(w, engine, seg, &*file, pos, pos + bytes.len() as u64)?;
         let Err(e) = write_all_at(&*file, bytes, pos) else {
             return Ok(());
         };
         let err = io_at(&seg.path, "write", e);
         // Cut whatever part of the batch reached the file, so the file ends
         // at a record boundary again. Nothing was acknowledged yet.
+        w.allocated_end = w.allocated_end.min(pos);
         match file.set_len(pos) {
             Ok(()) if matches!(err, WalError::StorageFull(_)) => Err(err),
             Ok(()) | Err(_) => {
@@ -291,6 +287,30 @@ impl KeyLog {
                 Err(err)
             }
         }
+    }
+
+    /// Make room for bytes `[pos, want)` ahead of writing them. A failure
+    /// leaves nothing visible: the data's end has not moved.
+    fn preallocate(
+        &self,
+        w: &mut Writer,
+        engine: &Engine,
+        seg: &Segment,
+        file: &dyn StorageFile,
+        pos: u64,
+        want: u64,
+    ) -> Result<()> {
+        let limit = engine.config.max_segment_bytes.max(want);
+        if want > w.allocated_end {
+            // Extend the file past the data (a hole), so the fdatasyncs of
+            // the next appends do not also have to record a new file size.
+            // Recovery reads the zeros as the end of the data (FORMAT.md §8).
+            let target = want.max(pos.saturating_add(PREALLOCATE_BYTES).min(limit));
+            file.set_len(target)
+                .map_err(|e| io_at(&seg.path, "preallocate", e))?;
+            w.allocated_end = target;
+        }
+        Ok(())
     }
 
     /// The segment to append a record of `record_len` bytes to, rotating by

@@ -2,11 +2,22 @@
 //! much of it is known to be durable.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::cache::HandleSlot;
 use crate::format::FORMAT_VERSION_CURRENT;
 use crate::watermark::Watermark;
+
+/// A durable append in progress; see [`Segment::durable_append`].
+#[derive(Debug)]
+pub(crate) struct DurableAppend(Arc<Segment>);
+
+impl Drop for DurableAppend {
+    fn drop(&mut self) {
+        self.0.durable_appenders.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// A segment's identity: the key's hash and the segment's sequence number.
 pub(crate) type SegmentId = (u64, u64);
@@ -38,6 +49,9 @@ pub(crate) struct Segment {
     quarantined: AtomicBool,
     /// The open handle, while the handle cache holds one.
     pub handle: HandleSlot,
+    /// Durable appends that wrote here and have not returned yet: a sync
+    /// leader waits briefly for them to join its fsync.
+    durable_appenders: AtomicUsize,
 }
 
 impl Segment {
@@ -70,7 +84,18 @@ impl Segment {
             written_here: AtomicBool::new(false),
             quarantined: AtomicBool::new(false),
             handle: HandleSlot::default(),
+            durable_appenders: AtomicUsize::new(0),
         }
+    }
+
+    pub fn durable_appenders(&self) -> usize {
+        self.durable_appenders.load(Ordering::Acquire)
+    }
+
+    /// Count a durable append that wrote here until the guard is dropped.
+    pub fn durable_append(self: &Arc<Self>) -> DurableAppend {
+        self.durable_appenders.fetch_add(1, Ordering::AcqRel);
+        DurableAppend(self.clone())
     }
 
     pub fn verified_end(&self) -> u64 {

@@ -191,10 +191,12 @@ impl Wal {
         check_limits(key.as_ref(), header.as_ref(), &content)?;
         let now = self.engine.config.clock.now_unix_ms();
         let log = self.key_log_for(key.as_ref(), &key)?;
-        let (r, seg, end) = log.append_one(&self.engine, header.as_deref(), &content, now)?;
+        let (r, seg, end, joining) =
+            log.append_one(&self.engine, header.as_deref(), &content, now, durable)?;
         if durable {
             self.engine.make_durable(&seg, end)?;
         }
+        drop(joining);
         Ok(r)
     }
 

@@ -16,10 +16,12 @@ struct State {
     /// Set by a failed sync; never cleared. Retrying a failed fsync can
     /// "succeed" after the kernel dropped the dirty pages, so we never retry.
     failed: Option<String>,
+    /// Threads blocked waiting for a sync in flight.
+    waiting: usize,
 }
 
-/// Most times a sync leader yields while the written position still moves.
-const GATHER_YIELDS: usize = 8;
+/// Most times a sync leader yields to let other appenders write first.
+const GATHER_YIELDS: usize = 32;
 
 /// A durability watermark with one sync in flight at a time.
 #[derive(Debug, Default)]
@@ -76,22 +78,22 @@ impl Watermark {
         self.changed.notify_all();
     }
 
-    /// How far data is written, once writers that are ready to run have
-    /// had their turn. Waking after a sync, the other appenders write their
-    /// next records within microseconds; yielding the processor to them
-    /// while the written position still moves lets one fsync cover them
-    /// all, where starting at once would cover only the leader's record
-    /// (with more threads than cores, the difference is several times the
-    /// throughput). A lone writer pays one `sched_yield`.
-    fn gather(written: &impl Fn() -> u64) -> u64 {
+    /// How far data is written, once the other appenders have had their
+    /// turn. Waking after a sync, they write their next records within
+    /// microseconds; yielding the processor to them until all of them wait
+    /// (and the written position stops moving) lets one fsync cover them
+    /// all, where starting at once would cover only the leader's record.
+    /// With more threads than cores that is several times the throughput.
+    /// A lone appender (`appenders() <= 1`) does not yield at all.
+    fn gather(&self, written: &impl Fn() -> u64, appenders: &impl Fn() -> usize) -> u64 {
         let mut through = written();
         for _ in 0..GATHER_YIELDS {
-            std::thread::yield_now();
-            let now = written();
-            if now == through {
+            let waiting = relock(self.state.lock()).waiting;
+            if waiting + 1 >= appenders() {
                 break;
             }
-            through = now;
+            std::thread::yield_now();
+            through = written();
         }
         through
     }
@@ -101,10 +103,13 @@ impl Watermark {
     /// `written` tells how far data has been written; it is read by the
     /// leader just before it syncs, so the sync covers at least that much.
     /// `sync` performs the actual fsync. Errors carry the poisoning message.
+    /// `appenders` counts the threads that are appending and will wait here
+    /// (the leader included); the leader holds its sync for them briefly.
     pub fn wait_synced(
         &self,
         target: u64,
         written: impl Fn() -> u64,
+        appenders: impl Fn() -> usize,
         sync: impl Fn() -> io::Result<()>,
     ) -> Result<(), String> {
         let mut st = relock(self.state.lock());
@@ -118,12 +123,14 @@ impl Watermark {
             }
             if st.syncing {
                 // A sync is in flight; it may cover us. Wait and look again.
+                st.waiting += 1;
                 st = relock(self.changed.wait(st));
+                st.waiting -= 1;
                 continue;
             }
             st.syncing = true;
             drop(st);
-            let through = Self::gather(&written);
+            let through = self.gather(&written, &appenders);
             let result = sync();
             st = relock(self.state.lock());
             st.syncing = false;
@@ -155,6 +162,7 @@ mod tests {
                     wm.wait_synced(
                         i,
                         || written.load(Ordering::SeqCst),
+                        || 16,
                         || {
                             syncs.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(std::time::Duration::from_millis(5));
@@ -174,10 +182,10 @@ mod tests {
     #[test]
     fn a_failed_sync_poisons_forever() {
         let wm = Watermark::new(0);
-        let err = wm.wait_synced(5, || 5, || Err(io::Error::other("EIO")));
+        let err = wm.wait_synced(5, || 5, || 1, || Err(io::Error::other("EIO")));
         assert!(err.is_err());
         // A later sync that would succeed is never attempted.
-        assert!(wm.wait_synced(5, || 5, || Ok(())).is_err());
+        assert!(wm.wait_synced(5, || 5, || 1, || Ok(())).is_err());
         assert_eq!(wm.synced_through(), 0);
     }
 }
