@@ -14,7 +14,7 @@ use crate::cursor::{Cursor, SegmentMeta};
 use crate::engine::{Engine, KeyTable};
 use crate::error::{Result, WalError, io_at};
 use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN, SegmentHeader};
-use crate::format::{FORMAT_VERSION_CURRENT, FORMAT_VERSION_LEGACY, SH_FIXED_LEN};
+use crate::format::{FORMAT_VERSION_CURRENT, FORMAT_VERSION_LEGACY, REC_FIXED_LEN, SH_FIXED_LEN};
 use crate::key::parse_segment_file_name;
 use crate::keylog::{KeyLog, Writer};
 use crate::options::RecoveryMode;
@@ -157,6 +157,8 @@ fn load_key(
         // torn; ours are synced when sealed, so only the last one may.
         if is_last || seg.version == FORMAT_VERSION_LEGACY {
             scan_tail(engine, seg, report)?;
+        } else {
+            sealed_padding(engine, seg)?;
         }
     }
     let active = table
@@ -343,6 +345,46 @@ fn torn_header(
         reason: defect.to_owned(),
         repaired,
     });
+    Ok(())
+}
+
+/// A sealed segment should end at its last record: sealing cuts the
+/// preallocated zeros off before the next segment is created. Should a file
+/// still end in zeros (a cut that did not take), find where its records
+/// end; if only zeros follow, the data ends there (a writer cuts them off).
+/// Anything else is left for reads to report as corruption.
+fn sealed_padding(engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
+    let end = seg.end();
+    if end < seg.header_len + REC_FIXED_LEN as u64 {
+        return Ok(());
+    }
+    let file = engine.file(seg)?;
+    let read_err = |e| io_at(&seg.path, "read", e);
+    let mut last = [0u8; REC_FIXED_LEN];
+    read_exact_at(&*file, &mut last, end - REC_FIXED_LEN as u64).map_err(read_err)?;
+    if last.iter().any(|&b| b != 0) {
+        return Ok(());
+    }
+    let meta = SegmentMeta::from(&**seg);
+    let mut cursor = Cursor::default();
+    let mut pos = seg.header_len;
+    while pos < end {
+        match cursor
+            .record_len_at(&*file, meta, pos, end)
+            .map_err(read_err)?
+        {
+            Ok(len) => pos += len,
+            Err(_) => break,
+        }
+    }
+    if pos < end && cursor.zero_through(&*file, pos, end).map_err(read_err)? {
+        if engine.read_only.is_none() {
+            file.set_len(pos).map_err(|e| io_at(&seg.path, "trim", e))?;
+            file.sync_data().map_err(|e| io_at(&seg.path, "sync", e))?;
+        }
+        seg.set_end(pos);
+        seg.mark_verified(pos);
+    }
     Ok(())
 }
 

@@ -385,3 +385,34 @@ fn read_only_open_of_a_torn_directory_returns_the_prefix_and_changes_nothing() -
     assert_eq!(file_len(&w.segment)?, last_start);
     Ok(())
 }
+
+/// A sealed (older) segment whose cut of preallocated space did not reach
+/// the disk: its records are intact and followed by zeros. Every record is
+/// still read back, and a writer trims the zeros.
+#[test]
+fn zeros_after_the_last_record_of_a_sealed_segment_are_preallocated_space() -> TestResult {
+    let t = tempfile::tempdir()?;
+    let dir = t.path().join("wal");
+    let mut expected = Vec::new();
+    {
+        let wal = Wal::builder(&dir).max_segment_bytes(4096).open()?;
+        for i in 0..200 {
+            let c = Bytes::from(format!("record {i:04} of a multi-segment key"));
+            wal.append_entry(KEY, None, c.clone(), false)?;
+            expected.push(c);
+        }
+        wal.close()?;
+    }
+    let first = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-0001.log"))
+        .ok_or("no first segment")?;
+    let good_len = file_len(&first)?;
+    set_len(&first, good_len + 1000)?;
+
+    let wal = Wal::builder(&dir).open()?;
+    assert_eq!(contents(&wal)?, expected, "every record survives");
+    assert!(wal.recovery_report().torn_tails.is_empty());
+    assert_eq!(file_len(&first)?, good_len, "the zeros were trimmed");
+    Ok(())
+}
