@@ -402,16 +402,23 @@ impl Cursor {
 }
 
 /// Decode and verify a record that is exactly `whole`.
-fn decode_owned(whole: Bytes, binding: Binding) -> Result<RawRecord, Bad> {
+fn decode_owned(mut whole: Bytes, binding: Binding) -> Result<RawRecord, Bad> {
     let d = record::decode(&whole, binding).map_err(Bad::V2)?;
     let header_end = REC_FIXED_LEN + usize::from(d.fixed.header_len);
-    let header = d.fixed.has_header.then_some(REC_FIXED_LEN..header_end);
+    let header = d
+        .fixed
+        .has_header
+        .then(|| Bytes::copy_from_slice(&whole[REC_FIXED_LEN..header_end]));
     let timestamp_ms = d.fixed.timestamp_ms;
+    let total_len = whole.len() as u64;
+    // The content keeps the buffer by moving its start, which (unlike a
+    // shared slice) needs no allocation for a reference count.
+    bytes::Buf::advance(&mut whole, header_end);
     Ok(RawRecord {
-        total_len: whole.len() as u64,
+        total_len,
         timestamp_ms: Some(timestamp_ms),
-        header: header.map(|h| whole.slice(h)),
-        content: whole.slice(header_end..),
+        header,
+        content: whole,
     })
 }
 
