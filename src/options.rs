@@ -192,7 +192,8 @@ impl WalBuilder {
         self
     }
 
-    /// Most segment files held open at once (least recently used are closed).
+    /// Most segment files held open at once (those not used lately are closed,
+    /// a sixteenth of them at a time, syncing any with unsynced writes).
     /// If the process runs out of descriptors first, the cache shrinks.
     /// Default: 1024.
     pub fn max_open_files(mut self, files: usize) -> Self {
