@@ -75,6 +75,37 @@ pub fn valid_files(records: &[(u8, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// `Wal::scan` visits exactly what `records()` yields, and fails exactly
+/// when the stream ends in an error.
+fn check_scan_agrees(wal: &Wal, key: &str) {
+    let Ok(records) = wal.records(key) else {
+        return;
+    };
+    let mut streamed = Vec::new();
+    let mut stream_failed = false;
+    for r in records {
+        match r {
+            Ok(r) => streamed.push((r.entry_ref, r.header, r.content)),
+            Err(_) => stream_failed = true,
+        }
+    }
+    let mut scanned = Vec::new();
+    let scan = wal.scan(key, |r| {
+        scanned.push((
+            r.entry_ref,
+            r.header.map(Bytes::copy_from_slice),
+            Bytes::copy_from_slice(r.content),
+        ));
+        std::ops::ControlFlow::Continue(())
+    });
+    assert_eq!(scanned, streamed, "scan and records() disagree on {key}");
+    assert_eq!(
+        scan.is_err(),
+        stream_failed,
+        "scan and records() disagree on failing: {scan:?}"
+    );
+}
+
 /// Open the directory in every mode and read everything. Panics only if
 /// the engine does (or returns bytes that fail a re-read).
 pub fn open_and_read_everything(disk: &SimDisk) {
@@ -99,6 +130,7 @@ pub fn open_and_read_everything(disk: &SimDisk) {
             let Ok(records) = wal.records(key.as_str()) else {
                 continue;
             };
+            check_scan_agrees(&wal, &key);
             for record in records.flatten() {
                 // Whatever a stream returns, a point read returns too.
                 let again = wal.read_record_at(record.entry_ref);
