@@ -47,6 +47,17 @@ impl Fixed {
     pub fn total_len(&self) -> u64 {
         (REC_FIXED_LEN + usize::from(self.header_len)) as u64 + u64::from(self.content_len)
     }
+
+    /// Where the header lies within the record's bytes, if it has one.
+    pub fn header_range(&self) -> Option<std::ops::Range<usize>> {
+        self.has_header
+            .then_some(REC_FIXED_LEN..self.content_start())
+    }
+
+    /// Where the content starts within the record's bytes.
+    pub fn content_start(&self) -> usize {
+        REC_FIXED_LEN + usize::from(self.header_len)
+    }
 }
 
 /// Why bytes are not a valid record.
@@ -225,11 +236,10 @@ pub(crate) fn decode(bytes: &[u8], binding: Binding) -> Result<Decoded<'_>, Defe
     let total = usize::try_from(fixed.total_len()).map_err(|_| Defect::PastEnd)?;
     let record = bytes.get(..total).ok_or(Defect::PastEnd)?;
     verify(record, &fixed, binding)?;
-    let header_end = REC_FIXED_LEN + usize::from(fixed.header_len);
     Ok(Decoded {
         fixed,
-        header: fixed.has_header.then(|| &record[REC_FIXED_LEN..header_end]),
-        content: &record[header_end..],
+        header: fixed.header_range().map(|h| &record[h]),
+        content: &record[fixed.content_start()..],
     })
 }
 
