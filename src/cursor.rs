@@ -359,6 +359,25 @@ impl Cursor {
         }
     }
 
+    /// Walk the valid records from `from`: where they end, and why the bytes
+    /// there are not a record (`None` if the records reach `end`).
+    pub fn valid_end(
+        &mut self,
+        file: &dyn StorageFile,
+        meta: SegmentMeta,
+        from: u64,
+        end: u64,
+    ) -> io::Result<(u64, Option<Bad>)> {
+        let mut pos = from;
+        while pos < end {
+            match self.record_len_at(file, meta, pos, end)? {
+                Ok(len) => pos += len,
+                Err(bad) => return Ok((pos, Some(bad))),
+            }
+        }
+        Ok((pos, None))
+    }
+
     /// Whether every byte in `[from, end)` is zero: preallocated space
     /// after the last record (FORMAT.md §8), rather than a torn write.
     pub fn zero_through(

@@ -218,21 +218,19 @@ pub(crate) fn verify_unchecked(engine: &Arc<Engine>, segments: &[Arc<Segment>]) 
     let mut cursor = Cursor::default();
     for seg in segments {
         let end = seg.end();
-        let mut pos = seg.verified_end();
+        let pos = seg.verified_end();
         if pos >= end {
             continue;
         }
         let file = engine.file(seg)?;
-        let meta = SegmentMeta::from(&**seg);
         cursor.reset();
-        while pos < end {
-            let len = cursor
-                .record_len_at(&*file, meta, pos, end)
-                .map_err(|e| io_at(&seg.path, "read", e))?
-                .map_err(|bad| corrupted(&seg.path, pos, bad))?;
-            pos += len;
+        let (valid_end, bad) = cursor
+            .valid_end(&*file, SegmentMeta::from(&**seg), pos, end)
+            .map_err(|e| io_at(&seg.path, "read", e))?;
+        if let Some(bad) = bad {
+            return Err(corrupted(&seg.path, valid_end, bad));
         }
-        seg.mark_verified(pos);
+        seg.mark_verified(valid_end);
     }
     Ok(())
 }

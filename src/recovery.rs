@@ -365,27 +365,43 @@ fn sealed_padding(engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
     if last.iter().any(|&b| b != 0) {
         return Ok(());
     }
-    let meta = SegmentMeta::from(&**seg);
     let mut cursor = Cursor::default();
-    let mut pos = seg.header_len;
-    while pos < end {
-        match cursor
-            .record_len_at(&*file, meta, pos, end)
-            .map_err(read_err)?
-        {
-            Ok(len) => pos += len,
-            Err(_) => break,
-        }
-    }
-    if pos < end && cursor.zero_through(&*file, pos, end).map_err(read_err)? {
-        if engine.read_only.is_none() {
-            file.set_len(pos).map_err(|e| io_at(&seg.path, "trim", e))?;
-            file.sync_data().map_err(|e| io_at(&seg.path, "sync", e))?;
-        }
+    let (pos, bad) = cursor
+        .valid_end(&*file, SegmentMeta::from(&**seg), seg.header_len, end)
+        .map_err(read_err)?;
+    if bad.is_some() && ends_in_padding(engine, seg, &*file, &mut cursor, pos)? {
         seg.set_end(pos);
         seg.mark_verified(pos);
     }
     Ok(())
+}
+
+/// Whether everything from `pos` to the segment's end is zeros, that is
+/// preallocated space after its last record (FORMAT.md §8). A writer cuts
+/// them off, durably, so that only a key's newest segment ever ends in
+/// zeros; nothing is reported.
+fn ends_in_padding(
+    engine: &Engine,
+    seg: &Segment,
+    file: &dyn StorageFile,
+    cursor: &mut Cursor,
+    pos: u64,
+) -> Result<bool> {
+    let padding = seg.is_current_format()
+        && cursor
+            .zero_through(file, pos, seg.end())
+            .map_err(|e| io_at(&seg.path, "read", e))?;
+    if padding && engine.read_only.is_none() {
+        cut_durably(seg, file, pos)?;
+    }
+    Ok(padding)
+}
+
+/// Truncate the segment's file at `pos` and make the cut durable.
+fn cut_durably(seg: &Segment, file: &dyn StorageFile, pos: u64) -> Result<()> {
+    file.set_len(pos)
+        .map_err(|e| io_at(&seg.path, "truncate", e))?;
+    file.sync_data().map_err(|e| io_at(&seg.path, "sync", e))
 }
 
 /// Find where the segment's valid data ends and cut off a torn tail.
@@ -394,29 +410,13 @@ fn scan_tail(engine: &Engine, seg: &Arc<Segment>, report: &mut RecoveryReport) -
     let meta = SegmentMeta::from(&**seg);
     let end = seg.end();
     let mut cursor = Cursor::default();
-    let mut pos = seg.header_len;
     let read_err = |e| io_at(&seg.path, "read", e);
-    while pos < end {
-        let bad = match cursor
-            .record_len_at(&*file, meta, pos, end)
-            .map_err(read_err)?
-        {
-            Ok(len) => {
-                pos += len;
-                continue;
-            }
-            Err(bad) => bad,
-        };
-        if seg.is_current_format() && cursor.zero_through(&*file, pos, end).map_err(read_err)? {
-            // Preallocated space after the last record: the data ends here.
-            // A writer trims it (durably), so that only a key's newest
-            // segment ever ends in zeros; nothing is reported.
-            if engine.read_only.is_none() {
-                file.set_len(pos).map_err(|e| io_at(&seg.path, "trim", e))?;
-                file.sync_data().map_err(|e| io_at(&seg.path, "sync", e))?;
-            }
-            break;
-        }
+    let (pos, bad) = cursor
+        .valid_end(&*file, meta, seg.header_len, end)
+        .map_err(read_err)?;
+    if let Some(bad) = bad
+        && !ends_in_padding(engine, seg, &*file, &mut cursor, pos)?
+    {
         if let Some(q) = cursor
             .any_valid_after(&*file, meta, pos + 1, end)
             .map_err(read_err)?
@@ -438,9 +438,7 @@ fn scan_tail(engine: &Engine, seg: &Arc<Segment>, report: &mut RecoveryReport) -
         if repaired {
             // Cut the torn bytes and make the cut durable, so a later crash
             // cannot put them back behind records appended after this open.
-            file.set_len(pos)
-                .map_err(|e| io_at(&seg.path, "truncate", e))?;
-            file.sync_data().map_err(|e| io_at(&seg.path, "sync", e))?;
+            cut_durably(seg, &*file, pos)?;
         }
         report.torn_tails.push(TornTail {
             path: seg.path.clone(),
@@ -449,7 +447,6 @@ fn scan_tail(engine: &Engine, seg: &Arc<Segment>, report: &mut RecoveryReport) -
             reason: bad.to_string(),
             repaired,
         });
-        break;
     }
     seg.set_end(pos);
     seg.mark_verified(pos);
