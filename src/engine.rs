@@ -3,6 +3,17 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::cache::{Evicted, HandleCache};
+use crate::error::{Result, WalError, io_at};
+use crate::keylog::KeyLog;
+use crate::options::Config;
+use crate::segment::Segment;
+use crate::storage::{OpenMode, StorageFile, read_exact_at, write_all_at};
+use crate::watermark::Watermark;
 
 /// The key table. Its keys are already SipHash values, so they are used as
 /// their own hash; a fixed hasher also makes iteration order (and so the
@@ -30,17 +41,6 @@ impl Hasher for KeyHashHasher {
         self.0 = n;
     }
 }
-use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
-
-use crate::cache::{Evicted, HandleCache};
-use crate::error::{Result, WalError, io_at};
-use crate::keylog::KeyLog;
-use crate::options::Config;
-use crate::segment::Segment;
-use crate::storage::{OpenMode, StorageFile, read_exact_at, write_all_at};
-use crate::watermark::Watermark;
 
 #[derive(Debug)]
 pub(crate) struct Engine {

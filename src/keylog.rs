@@ -348,14 +348,24 @@ impl KeyLog {
         let Some(seg) = w.active.clone() else {
             return Ok(());
         };
+        Self::cut_preallocation(&mut w, engine, &seg).map(drop)
+    }
+
+    /// Cut the active segment's file back to its data if it runs on into
+    /// preallocated zeros; returns the handle if it did. Not durable yet.
+    fn cut_preallocation(
+        w: &mut Writer,
+        engine: &Engine,
+        seg: &Arc<Segment>,
+    ) -> Result<Option<Arc<dyn StorageFile>>> {
         let end = seg.end();
         if w.allocated_end <= end {
-            return Ok(());
+            return Ok(None);
         }
-        let file = engine.file(&seg)?;
+        let file = engine.file(seg)?;
         file.set_len(end).map_err(|e| io_at(&seg.path, "trim", e))?;
         w.allocated_end = end;
-        Ok(())
+        Ok(Some(file))
     }
 
     /// Make every byte of the active segment durable and stop appending to it.
@@ -368,18 +378,15 @@ impl KeyLog {
             w.poisoned = Some(format!("{e}"));
             return Err(e);
         }
-        if w.allocated_end > end {
-            // Drop the preallocated zeros, durably, before any later segment
-            // exists: only a key's newest segment may end in them. If the
-            // cut itself fails, the segment stays active and the next append
-            // tries again; only a failed sync of the cut poisons.
-            let file = engine.file(seg)?;
-            file.set_len(end).map_err(|e| io_at(&seg.path, "trim", e))?;
-            w.allocated_end = end;
-            if let Err(e) = engine.sync_trim(seg, &file) {
-                w.poisoned = Some(format!("{e}"));
-                return Err(e);
-            }
+        // Drop the preallocated zeros, durably, before any later segment
+        // exists: only a key's newest segment may end in them. If the cut
+        // itself fails, the segment stays active and the next append tries
+        // again; only a failed sync of the cut poisons.
+        if let Some(file) = Self::cut_preallocation(w, engine, seg)?
+            && let Err(e) = engine.sync_trim(seg, &file)
+        {
+            w.poisoned = Some(format!("{e}"));
+            return Err(e);
         }
         w.active = None;
         w.allocated_end = 0;
