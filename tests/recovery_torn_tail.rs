@@ -190,16 +190,27 @@ fn noise(n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Write `N` intact records and grow their segment with `damage`; returns
+/// them and the segment's length before.
+fn write_and_grow(
+    dir: &Path,
+    what: &str,
+    damage: impl Fn(&Path) -> std::io::Result<()>,
+) -> Result<(Written, u64), Box<dyn Error>> {
+    let w = write_records(dir)?;
+    let good_len = file_len(&w.segment)?;
+    damage(&w.segment)?;
+    assert!(file_len(&w.segment)? > good_len, "{what}: test setup");
+    Ok((w, good_len))
+}
+
 /// Write `N` intact records, damage the end of the file with `damage`, and
 /// check the open keeps all `N`, reports the damage as a torn tail at the old
 /// end, cuts it off, and lets appends continue.
 fn check_garbage_tail(what: &str, damage: impl Fn(&Path) -> std::io::Result<()>) -> TestResult {
     let t = tempfile::tempdir()?;
     let dir = t.path().join("wal");
-    let w = write_records(&dir)?;
-    let good_len = file_len(&w.segment)?;
-    damage(&w.segment)?;
-    assert!(file_len(&w.segment)? > good_len, "{what}: test setup");
+    let (w, good_len) = write_and_grow(&dir, what, damage)?;
 
     let wal = Wal::builder(&dir).open()?;
     assert_eq!(contents(&wal)?, w.contents, "{what}: every record survives");
@@ -241,10 +252,7 @@ fn random_garbage_after_the_last_record_is_a_torn_tail() -> TestResult {
 fn check_zero_tail(what: &str, damage: impl Fn(&Path) -> std::io::Result<()>) -> TestResult {
     let t = tempfile::tempdir()?;
     let dir = t.path().join("wal");
-    let w = write_records(&dir)?;
-    let good_len = file_len(&w.segment)?;
-    damage(&w.segment)?;
-    assert!(file_len(&w.segment)? > good_len, "{what}: test setup");
+    let (w, good_len) = write_and_grow(&dir, what, damage)?;
 
     let strict = Wal::builder(&dir)
         .recovery(RecoveryMode::AbsoluteConsistency)
