@@ -11,7 +11,7 @@ use bytes::{Bytes, BytesMut};
 use crate::format::legacy::{self, DefectV1, V1_CONTENT_LEN_LEN, V1_PREFIX_LEN};
 use crate::format::record::{self, Binding, Defect};
 use crate::format::{REC_FIXED_LEN, get_u16};
-use crate::segment::Segment;
+use crate::segment::{ReadHint, Segment};
 use crate::storage::{StorageFile, read_exact_at, read_up_to};
 
 /// Bytes buffered per cursor. A v1 record's lengths always fit in it.
@@ -455,27 +455,24 @@ fn owned_record(mut whole: Bytes, fixed: &record::Fixed) -> RawRecord {
     }
 }
 
-/// Bytes a point read fetches with its first call: records up to this size
-/// (fixed fields included) take one read.
-pub(crate) const POINT_READ_BYTES: usize = 512;
-
 /// Read and verify the one record at `pos` for a point read: one positional
-/// read for a record of up to [`POINT_READ_BYTES`], two for a longer one,
+/// read of `hint.bytes()` for a record up to that size, two for a longer one,
 /// into a buffer of the record's own size (nothing shared with other reads).
-/// Kept apart from [`Cursor`]'s window (which would do the same checks) as
-/// the hot path of random reads: the window's bookkeeping cost ~10% of
-/// their throughput when measured.
+/// The record's size then updates the hint. Kept apart from [`Cursor`]'s
+/// window (which would do the same checks) as the hot path of random reads:
+/// the window's bookkeeping cost ~10% of their throughput when measured.
 pub(crate) fn read_one(
     file: &dyn StorageFile,
     meta: SegmentMeta,
     pos: u64,
     end: u64,
+    hint: &ReadHint,
 ) -> io::Result<Result<RawRecord, Bad>> {
     if meta.version == crate::format::FORMAT_VERSION_LEGACY {
         return Cursor::default().record_at(file, meta, pos, end);
     }
     let avail = usize::try_from(end.saturating_sub(pos)).unwrap_or(usize::MAX);
-    let mut buf = vec![0u8; avail.min(POINT_READ_BYTES)];
+    let mut buf = vec![0u8; avail.min(hint.bytes())];
     let got = read_up_to(file, &mut buf, pos)?;
     let Some(fixed_bytes) = buf.get(..REC_FIXED_LEN).filter(|_| got >= REC_FIXED_LEN) else {
         return Ok(Err(Bad::V2(Defect::PastEnd)));
@@ -499,7 +496,11 @@ pub(crate) fn read_one(
         sequence: meta.sequence,
         position: pos,
     };
-    Ok(decode_owned(Bytes::from(buf), binding))
+    let record = decode_owned(Bytes::from(buf), binding);
+    if record.is_ok() {
+        hint.note(total as u64);
+    }
+    Ok(record)
 }
 
 /// Total length of a v1 record from its length fields, if they are present.

@@ -139,7 +139,7 @@ impl Engine {
         let (seg, pos) = self.locate(entry_ref)?;
         let file = self.file(&seg)?;
         let meta = crate::cursor::SegmentMeta::from(&*seg);
-        let raw = crate::cursor::read_one(&*file, meta, pos, seg.end())
+        let raw = crate::cursor::read_one(&*file, meta, pos, seg.end(), &seg.read_hint)
             .map_err(|e| io_at(&seg.path, "read", e))?
             .map_err(|bad| crate::recovery::corrupted(&seg.path, pos, bad))?;
         Ok(crate::Record {

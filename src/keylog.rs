@@ -237,6 +237,7 @@ impl KeyLog {
         })?;
         // Readers may now see the record: it is complete in the file.
         seg.publish(pos + len);
+        seg.read_hint.note(len);
         let r = EntryRef {
             key_hash: self.key_hash,
             sequence_number: seg.sequence,

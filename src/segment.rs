@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::cache::HandleSlot;
 use crate::format::FORMAT_VERSION_CURRENT;
@@ -16,6 +16,50 @@ pub(crate) struct DurableAppend(Arc<Segment>);
 impl Drop for DurableAppend {
     fn drop(&mut self) {
         self.0.durable_appenders.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How many bytes a point read in a segment fetches with its first call:
+/// the size of the segment's most recently read or written record, rounded
+/// up. A right-sized first read copies no more than the record (the copy out
+/// of the page cache is most of a point read's cost) and still needs no
+/// second call for a record of the usual size.
+#[derive(Debug)]
+pub(crate) struct ReadHint(AtomicU32);
+
+impl ReadHint {
+    /// Hints are multiples of this, so records of nearly the same size share one.
+    const GRANULE_BYTES: u32 = 64;
+    /// Smallest first read.
+    const MIN_BYTES: u32 = 128;
+    /// Largest first read: a longer record takes a second call.
+    const MAX_BYTES: u32 = 64 * 1024;
+    /// First read before any record of the segment was seen.
+    const INITIAL_BYTES: u32 = 512;
+
+    /// Bytes for the next first read.
+    pub fn bytes(&self) -> usize {
+        self.0.load(Ordering::Relaxed) as usize
+    }
+
+    /// Note a record of `total_bytes` (fixed fields included). Stores only
+    /// when the hint changes, so a stream of like records writes nothing.
+    pub fn note(&self, total_bytes: u64) {
+        let capped = u32::try_from(total_bytes)
+            .unwrap_or(u32::MAX)
+            .min(Self::MAX_BYTES);
+        let hint = capped
+            .next_multiple_of(Self::GRANULE_BYTES)
+            .clamp(Self::MIN_BYTES, Self::MAX_BYTES);
+        if self.0.load(Ordering::Relaxed) != hint {
+            self.0.store(hint, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Default for ReadHint {
+    fn default() -> Self {
+        Self(AtomicU32::new(Self::INITIAL_BYTES))
     }
 }
 
@@ -52,6 +96,8 @@ pub(crate) struct Segment {
     /// Durable appends that wrote here and have not returned yet: a sync
     /// leader waits briefly for them to join its fsync.
     durable_appenders: AtomicUsize,
+    /// Size of a point read's first call in this segment.
+    pub read_hint: ReadHint,
 }
 
 impl Segment {
@@ -85,6 +131,7 @@ impl Segment {
             quarantined: AtomicBool::new(false),
             handle: HandleSlot::default(),
             durable_appenders: AtomicUsize::new(0),
+            read_hint: ReadHint::default(),
         }
     }
 
@@ -158,5 +205,26 @@ impl Segment {
 
     pub fn is_current_format(&self) -> bool {
         self.version == FORMAT_VERSION_CURRENT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadHint;
+
+    #[test]
+    fn read_hint_rounds_up_and_stays_within_bounds() {
+        let hint = ReadHint::default();
+        assert_eq!(hint.bytes(), 512);
+        hint.note(140);
+        assert_eq!(hint.bytes(), 192);
+        hint.note(192);
+        assert_eq!(hint.bytes(), 192);
+        hint.note(20);
+        assert_eq!(hint.bytes(), 128);
+        hint.note(4096 + 20);
+        assert_eq!(hint.bytes(), 4096 + 64);
+        hint.note(u64::MAX);
+        assert_eq!(hint.bytes(), 64 * 1024);
     }
 }

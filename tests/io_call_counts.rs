@@ -81,3 +81,61 @@ fn reads_never_list_the_directory() -> Result<(), WalError> {
     );
     Ok(())
 }
+
+/// Read calls and bytes requested by one `read_entry_at`.
+fn point_read_cost(
+    wal: &Wal,
+    faults: &common::Faults,
+    r: nano_wal::EntryRef,
+    want: &Bytes,
+) -> Result<(u64, u64), WalError> {
+    let (calls, bytes) = (
+        faults.reads.load(Ordering::SeqCst),
+        faults.read_bytes.load(Ordering::SeqCst),
+    );
+    assert_eq!(&wal.read_entry_at(r)?, want);
+    Ok((
+        faults.reads.load(Ordering::SeqCst) - calls,
+        faults.read_bytes.load(Ordering::SeqCst) - bytes,
+    ))
+}
+
+#[test]
+fn a_point_read_fetches_about_the_record_in_one_call() -> Result<(), WalError> {
+    let dir = tempfile::tempdir()?;
+    {
+        let wal = Wal::builder(dir.path()).open()?;
+        for size in [100usize, 100, 100, 5000, 5000, 100_000, 100, 100] {
+            wal.append_entry("k", None, Bytes::from(vec![b'x'; size]), false)?;
+        }
+    }
+    // Reopened: the handle has seen no record of these segments yet.
+    let (storage, faults) = common::FaultyStorage::create();
+    let wal = Wal::builder(dir.path()).storage(storage).open()?;
+    let refs: Vec<(nano_wal::EntryRef, Bytes)> = wal
+        .records("k")?
+        .map(|r| r.map(|r| (r.entry_ref, r.content)))
+        .collect::<Result<_, _>>()?;
+    let cost = |i: usize| point_read_cost(&wal, &faults, refs[i].0, &refs[i].1);
+    let first = cost(0)?;
+    assert_eq!(first.0, 1, "a small record: one call");
+    let second = cost(1)?;
+    assert_eq!(second.0, 1);
+    assert!(
+        second.1 < 256 && second.1 <= first.1,
+        "after one read of a 100-byte record, the next asks for about its size: {second:?}"
+    );
+    assert_eq!(
+        cost(3)?.0,
+        2,
+        "a record larger than the last one: two calls"
+    );
+    assert_eq!(cost(4)?.0, 1, "then records of its size take one");
+    let huge = cost(5)?;
+    assert_eq!(huge.0, 2, "a record over the largest first read: two calls");
+    assert!(huge.1 >= 100_000 && huge.1 < 100_000 + 64 * 1024 + 128);
+    // After the big records, a small one is still read whole and exactly.
+    assert_eq!(cost(6)?.0, 1);
+    assert!(cost(7)?.1 < 256);
+    Ok(())
+}

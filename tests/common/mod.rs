@@ -15,6 +15,9 @@ pub struct Faults {
     pub file_syncs: AtomicU64,
     pub dir_syncs: AtomicU64,
     pub writes: AtomicU64,
+    /// Positional read calls, and the bytes they asked for.
+    pub reads: AtomicU64,
+    pub read_bytes: AtomicU64,
     pub dir_lists: AtomicU64,
     /// Every file sync fails while set.
     pub fail_sync: AtomicBool,
@@ -63,6 +66,10 @@ struct FaultyFile {
 
 impl StorageFile for FaultyFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.faults.reads.fetch_add(1, Ordering::SeqCst);
+        self.faults
+            .read_bytes
+            .fetch_add(buf.len() as u64, Ordering::SeqCst);
         self.inner.read_at(buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
