@@ -83,7 +83,10 @@ pub(crate) struct KeyLog {
     pub key_hash: u64,
     /// The sanitized key used in file names.
     pub name_prefix: String,
-    segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    /// The key's segments, oldest first (sorted by sequence). A vector, not
+    /// a map: keys have few segments, a lookup is a binary search in one
+    /// allocation, and an idle key's table costs one pointer, not a tree node.
+    segments: RwLock<Vec<Arc<Segment>>>,
     writer: Mutex<Writer>,
 }
 
@@ -99,46 +102,52 @@ impl KeyLog {
             key,
             key_hash,
             name_prefix,
-            segments: RwLock::new(segments),
+            segments: RwLock::new(segments.into_values().collect()),
             writer: Mutex::new(writer),
         }
     }
 
     pub fn segment(&self, sequence: u64) -> Option<Arc<Segment>> {
-        self.segments
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&sequence)
-            .cloned()
+        let table = self.segments.read().unwrap_or_else(PoisonError::into_inner);
+        let at = table.binary_search_by_key(&sequence, |s| s.sequence).ok()?;
+        Some(table[at].clone())
     }
 
     /// The segments with sequence ≥ `from`, oldest first.
     pub fn segments_from(&self, from: u64) -> Vec<Arc<Segment>> {
         let table = self.segments.read().unwrap_or_else(PoisonError::into_inner);
-        table.range(from..).map(|(_, s)| s.clone()).collect()
+        let start = table.partition_point(|s| s.sequence < from);
+        table[start..].to_vec()
     }
 
     pub fn has_records(&self) -> bool {
         let table = self.segments.read().unwrap_or_else(PoisonError::into_inner);
-        table.values().any(|s| s.has_records())
+        table.iter().any(|s| s.has_records())
     }
 
     pub fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Add a segment, replacing one with the same sequence.
     fn insert_segment(&self, seg: Arc<Segment>) {
-        self.segments
+        let mut table = self
+            .segments
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(seg.sequence, seg);
+            .unwrap_or_else(PoisonError::into_inner);
+        match table.binary_search_by_key(&seg.sequence, |s| s.sequence) {
+            Ok(at) => table[at] = seg,
+            Err(at) => table.insert(at, seg),
+        }
     }
 
     pub fn remove_segment(&self, sequence: u64) -> Option<Arc<Segment>> {
-        self.segments
+        let mut table = self
+            .segments
             .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&sequence)
+            .unwrap_or_else(PoisonError::into_inner);
+        let at = table.binary_search_by_key(&sequence, |s| s.sequence).ok()?;
+        Some(table.remove(at))
     }
 
     /// Write `pending` at the end of the key's log, rotating as needed.
