@@ -27,7 +27,8 @@ const NOTES: &str = "\
 Notes: every cell is measured in a fresh process (after a `sync`), in a fresh directory \
 under the temp dir, with the page cache warm from writing; each run rotates which system \
 goes first. Enumerate and scan read back in a second fresh process that opens the \
-directory the first one wrote, so the read's memory cannot hide in heap the writes freed. \
+directory the first one wrote, so the read's memory cannot hide in heap the writes freed; \
+it reads the key 5 times and reports the median pass (and the peak memory over all 5). \
 Timed loops stop early after the scale's time budget (slow systems), so rates are counts \
 over elapsed time. nano-wal opens with max_open_files 2048 except in \"many keys\" (the \
 default, 1024). Non-durable means the record reached the OS (SQLite: WAL mode with \

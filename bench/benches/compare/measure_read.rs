@@ -8,11 +8,15 @@ use nano_wal_bench::{peak_rss_kib, reset_peak_rss, rss_kib};
 
 use super::args::Scale;
 use super::child::{self, Outcome};
-use super::measure::{Ctx, XorShift, cfg, content, key_names, ms, over, populate, rate, tempdir};
+use super::measure::{
+    Ctx, XorShift, cfg, content, key_names, median, ms, over, populate, rate, tempdir,
+};
 use super::systems::{OpenCfg, Res, System};
 
 /// Size of the records read back at random and reopened.
 const SMALL: usize = 100;
+/// Times the enumerate and scan workloads read the key back in one process.
+const READ_BACK_PASSES: usize = 5;
 
 fn rss() -> Res<u64> {
     rss_kib().ok_or_else(|| "no VmRSS in /proc/self/status".into())
@@ -67,8 +71,9 @@ pub fn enumerate<S: System>(
     }
 }
 
-/// Open `dir` and time reading its key back (peak RSS reset right before,
-/// RSS right before subtracted).
+/// Open `dir` and time reading its key back [`READ_BACK_PASSES`] times: the
+/// median pass, and the peak RSS growth over all of them (peak reset right
+/// before the first, RSS right before subtracted).
 fn read_back<S: System>(
     s: &Scale,
     dir: &Path,
@@ -81,20 +86,23 @@ fn read_back<S: System>(
     if !reset_peak_rss() {
         return Err("cannot reset the peak RSS (/proc/self/clear_refs)".into());
     }
-    let start = Instant::now();
-    let (n, bytes) = if fastest {
-        sys.scan("key-0")?
-    } else {
-        sys.enumerate("key-0")?
-    };
-    let took = ms(start.elapsed());
-    let peak = peak_rss_kib().ok_or("no VmHWM in /proc/self/status")?;
     let expected = s.enumerate as u64;
-    if n != expected || bytes != expected * size as u64 {
-        return Err(format!("enumerated {n} records / {bytes} B, wrote {expected}").into());
+    let mut times = Vec::with_capacity(READ_BACK_PASSES);
+    for _ in 0..READ_BACK_PASSES {
+        let start = Instant::now();
+        let (n, bytes) = if fastest {
+            sys.scan("key-0")?
+        } else {
+            sys.enumerate("key-0")?
+        };
+        times.push(ms(start.elapsed()));
+        if n != expected || bytes != expected * size as u64 {
+            return Err(format!("enumerated {n} records / {bytes} B, wrote {expected}").into());
+        }
     }
+    let peak = peak_rss_kib().ok_or("no VmHWM in /proc/self/status")?;
     sys.close()?;
-    let mut out = vec![took];
+    let mut out = vec![median(&mut times)];
     if memory {
         out.push(peak.saturating_sub(before) as f64 / 1024.0);
     }
