@@ -195,7 +195,17 @@ mod tests {
         let file = StdStorage
             .open(&path, OpenMode::CreateNew)
             .expect("create segment file");
-        let seg = Arc::new(Segment::new(1, seq, path, 2, 0, u64::MAX, 0, 0));
+        let seg = Arc::new(Segment::new(crate::segment::SegmentInit {
+            key_hash: 1,
+            sequence: seq,
+            path,
+            version: 3,
+            salt: 0,
+            header_len: 0,
+            rotate_at_ms: u64::MAX,
+            end: 0,
+            dir_generation: 0,
+        }));
         (seg, file)
     }
 

@@ -9,8 +9,10 @@ use std::io;
 use bytes::{Bytes, BytesMut};
 
 use crate::format::legacy::{self, DefectV1, V1_CONTENT_LEN_LEN, V1_PREFIX_LEN};
-use crate::format::record::{self, Binding, Defect};
-use crate::format::{REC_FIXED_LEN, get_u16};
+use crate::format::record::{self, Binding, Defect, RecordVersion};
+use crate::format::{
+    FORMAT_VERSION_LEGACY, FORMAT_VERSION_V2, REC_FLAG_RECORD, REC_FLAGS_OFFSET, get_u16,
+};
 use crate::segment::{ReadHint, Segment};
 use crate::storage::{StorageFile, read_exact_at, read_up_to};
 
@@ -46,14 +48,14 @@ impl Checked {
 /// Why the bytes at a position are not a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Bad {
-    V2(Defect),
+    Record(Defect),
     V1(DefectV1),
 }
 
 impl std::fmt::Display for Bad {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Bad::V2(d) => d.fmt(f),
+            Bad::Record(d) => d.fmt(f),
             Bad::V1(d) => d.fmt(f),
         }
     }
@@ -65,6 +67,29 @@ pub(crate) struct SegmentMeta {
     pub key_hash: u64,
     pub sequence: u64,
     pub version: u32,
+    /// Version 3's salt (0 before).
+    pub salt: u64,
+}
+
+impl SegmentMeta {
+    /// The layout of the segment's records; `None` for version 1.
+    pub fn record_version(&self) -> Option<RecordVersion> {
+        match self.version {
+            FORMAT_VERSION_LEGACY => None,
+            FORMAT_VERSION_V2 => Some(RecordVersion::V2),
+            _ => Some(RecordVersion::V3),
+        }
+    }
+
+    /// The binding of a record at absolute file position `position`.
+    pub fn binding(&self, position: u64) -> Binding {
+        Binding {
+            salt: self.salt,
+            key_hash: self.key_hash,
+            sequence: self.sequence,
+            position,
+        }
+    }
 }
 
 impl From<&Segment> for SegmentMeta {
@@ -73,6 +98,7 @@ impl From<&Segment> for SegmentMeta {
             key_hash: s.key_hash,
             sequence: s.sequence,
             version: s.version,
+            salt: s.salt,
         }
     }
 }
@@ -265,37 +291,38 @@ impl Cursor {
         pos: u64,
         end: u64,
     ) -> io::Result<Result<Checked, Bad>> {
-        if meta.version == crate::format::FORMAT_VERSION_LEGACY {
-            return Ok(self.v1_record_at(file, pos, end)?.map(Checked::Owned));
+        match meta.record_version() {
+            None => Ok(self.v1_record_at(file, pos, end)?.map(Checked::Owned)),
+            Some(version) => self.verify_checksummed(file, meta, version, pos, end),
         }
-        self.verify_v2(file, meta, pos, end)
     }
 
-    /// Find and verify the version-2 record at `pos`, in place in the window
-    /// if it fits there.
-    fn verify_v2(
+    /// Find and verify the version-2 or -3 record at `pos`, in place in the
+    /// window if it fits there. A version-3 record's fixed fields are
+    /// checked (salted head checksum) before anything else is read.
+    fn verify_checksummed(
         &mut self,
         file: &dyn StorageFile,
         meta: SegmentMeta,
+        version: RecordVersion,
         pos: u64,
         end: u64,
     ) -> io::Result<Result<Checked, Bad>> {
-        let binding = Binding {
-            key_hash: meta.key_hash,
-            sequence: meta.sequence,
-            position: pos,
-        };
-        let fixed_bytes = self.window(file, pos, REC_FIXED_LEN, end)?;
-        if fixed_bytes.len() < REC_FIXED_LEN {
-            return Ok(Err(Bad::V2(Defect::PastEnd)));
+        let binding = meta.binding(pos);
+        let fixed_len = version.fixed_len();
+        let fixed_bytes = self.window(file, pos, fixed_len, end)?;
+        if fixed_bytes.len() < fixed_len {
+            return Ok(Err(Bad::Record(Defect::PastEnd)));
         }
-        let fixed = match record::parse_fixed(fixed_bytes) {
+        let fixed = match record::parse_fixed(version, fixed_bytes)
+            .and_then(|f| record::verify_head(fixed_bytes, &f, binding).map(|()| f))
+        {
             Ok(f) => f,
-            Err(d) => return Ok(Err(Bad::V2(d))),
+            Err(d) => return Ok(Err(Bad::Record(d))),
         };
         let total = fixed.total_len();
         if total > end.saturating_sub(pos) {
-            return Ok(Err(Bad::V2(Defect::PastEnd)));
+            return Ok(Err(Bad::Record(Defect::PastEnd)));
         }
         // `total` fits before `end`, which is at most the file's size, so the
         // allocation below is bounded by real data.
@@ -303,16 +330,16 @@ impl Cursor {
         if total_usize > self.capacity {
             let mut v = vec![0u8; total_usize];
             read_exact_at(file, &mut v, pos)?;
-            return Ok(decode_owned(Bytes::from(v), binding).map(Checked::Owned));
+            return Ok(decode_owned(version, Bytes::from(v), binding).map(Checked::Owned));
         }
         let range = self.window_range(file, pos, total_usize, end)?;
         if range.len() != total_usize {
-            return Ok(Err(Bad::V2(Defect::PastEnd)));
+            return Ok(Err(Bad::Record(Defect::PastEnd)));
         }
         // The fixed fields are already parsed: check the CRC in place.
         match record::verify(&self.buf[range.clone()], &fixed, binding) {
             Ok(()) => Ok(Ok(Checked::InWindow(fixed, range))),
-            Err(d) => Ok(Err(Bad::V2(d))),
+            Err(d) => Ok(Err(Bad::Record(d))),
         }
     }
 
@@ -401,10 +428,16 @@ impl Cursor {
         Ok(true)
     }
 
-    /// Is there a verifiable version-2 record anywhere in `[from, end)`?
+    /// Is there a verifiable record anywhere in `[from, end)`?
     ///
     /// Used to tell a torn tail (nothing valid after the damage) from
     /// corruption in the middle of the log (valid records follow it).
+    ///
+    /// Version 3 takes time linear in `end - from`: each position is judged
+    /// from its 24 fixed bytes (flags and lengths first, then the salted
+    /// head checksum), and only a position whose head verifies is read in
+    /// full. Bytes not written as a record head at that place pass the head
+    /// check with odds 2^-32 (FORMAT.md §8).
     pub fn any_valid_after(
         &mut self,
         file: &dyn StorageFile,
@@ -412,16 +445,157 @@ impl Cursor {
         from: u64,
         end: u64,
     ) -> io::Result<Option<u64>> {
-        if meta.version == crate::format::FORMAT_VERSION_LEGACY {
+        match meta.record_version() {
             // Version 1 has no checksum: nothing after damage can be trusted.
-            return Ok(None);
+            None => Ok(None),
+            Some(RecordVersion::V2) => self.any_valid_after_v2(file, meta, from, end),
+            Some(RecordVersion::V3) => self.any_valid_after_v3(file, meta, from, end),
         }
+    }
+
+    /// A segment's header is damaged: is there a verifiable record after
+    /// it? `head` holds the file's first bytes (up to the longest header).
+    ///
+    /// A version-2 header (as its version field says) is searched as before,
+    /// bound to the file name's key hash and sequence. Otherwise the file is
+    /// taken for version 3, the only version written now, and searched with
+    /// the salt the damaged header stores; since the damage may have hit
+    /// the salt itself, the place where the first record would start (after
+    /// the stored key length) is also checked without the salt, by the
+    /// record's own body checksum.
+    pub fn valid_record_after_damaged_header(
+        &mut self,
+        file: &dyn StorageFile,
+        (key_hash, sequence): (u64, u64),
+        head: &[u8],
+        end: u64,
+    ) -> io::Result<Option<u64>> {
+        let version_field = head
+            .get(crate::format::SH_VERSION_OFFSET..crate::format::SH_KEY_LEN_OFFSET)
+            .map(|v| crate::format::get_u32(v, 0));
+        let mut meta = SegmentMeta {
+            key_hash,
+            sequence,
+            version: FORMAT_VERSION_V2,
+            salt: 0,
+        };
+        if version_field == Some(FORMAT_VERSION_V2) {
+            return self.any_valid_after(file, meta, crate::format::SH2_FIXED_LEN as u64, end);
+        }
+        meta.version = crate::format::FORMAT_VERSION_CURRENT;
+        if let Some(first) = first_record_position(head)
+            && self.body_verifies_at(file, first, end)?
+        {
+            return Ok(Some(first));
+        }
+        let Some(salt) = crate::format::segment_header::stored_salt(head) else {
+            // Too short to hold a salt: the header never reached the disk
+            // whole, so no record after it can have been durable.
+            return Ok(None);
+        };
+        meta.salt = salt;
+        self.any_valid_after(file, meta, crate::format::SH3_FIXED_LEN as u64, end)
+    }
+
+    /// Whether a version-3 record whose body checksum matches starts at
+    /// `pos` (its head checksum, which needs the salt, is not checked).
+    fn body_verifies_at(&mut self, file: &dyn StorageFile, pos: u64, end: u64) -> io::Result<bool> {
+        let fixed_len = RecordVersion::V3.fixed_len();
+        let fixed = {
+            let bytes = self.window(file, pos, fixed_len, end)?;
+            if bytes.len() < fixed_len {
+                return Ok(false);
+            }
+            match record::parse_fixed(RecordVersion::V3, bytes) {
+                Ok(f) if f.total_len() <= end - pos => f,
+                _ => return Ok(false),
+            }
+        };
+        let mut body =
+            vec![0u8; usize::try_from(fixed.total_len()).unwrap_or(usize::MAX) - fixed_len];
+        read_exact_at(file, &mut body, pos + fixed_len as u64)?;
+        Ok(crc32c::crc32c(&body) == fixed.body_crc)
+    }
+
+    fn any_valid_after_v3(
+        &mut self,
+        file: &dyn StorageFile,
+        meta: SegmentMeta,
+        from: u64,
+        end: u64,
+    ) -> io::Result<Option<u64>> {
+        let fixed_len = RecordVersion::V3.fixed_len();
         let mut pos = from;
-        while pos + REC_FIXED_LEN as u64 <= end {
+        while pos + fixed_len as u64 <= end {
+            let Some(candidate) = self.next_head(file, meta, pos, end)? else {
+                return Ok(None);
+            };
+            if self.record_len_at(file, meta, candidate, end)?.is_ok() {
+                return Ok(Some(candidate));
+            }
+            pos = candidate + 1;
+        }
+        Ok(None)
+    }
+
+    /// The first position in `[from, end)` whose version-3 fixed fields
+    /// verify (the record itself may still be damaged), scanning the window
+    /// in place: a few loads per position, a checksum of 52 bytes only where
+    /// the flags and lengths are plausible.
+    fn next_head(
+        &mut self,
+        file: &dyn StorageFile,
+        meta: SegmentMeta,
+        from: u64,
+        end: u64,
+    ) -> io::Result<Option<u64>> {
+        let fixed_len = RecordVersion::V3.fixed_len();
+        let mut pos = from;
+        while pos + fixed_len as u64 <= end {
+            let chunk = self.window(file, pos, self.capacity, end)?;
+            if chunk.len() < fixed_len {
+                return Ok(None);
+            }
+            for i in 0..=chunk.len() - fixed_len {
+                // The cheapest test first: a version-3 record has its record
+                // flag set and no unknown flag.
+                let flags = get_u16(chunk, i + REC_FLAGS_OFFSET);
+                if flags & REC_FLAG_RECORD == 0 {
+                    continue;
+                }
+                let at = pos + i as u64;
+                let fixed_bytes = &chunk[i..i + fixed_len];
+                let head_ok = record::parse_fixed(RecordVersion::V3, fixed_bytes).is_ok_and(|f| {
+                    f.total_len() <= end - at
+                        && record::verify_head(fixed_bytes, &f, meta.binding(at)).is_ok()
+                });
+                if head_ok {
+                    return Ok(Some(at));
+                }
+            }
+            // The next window overlaps this one by the fixed length less one.
+            pos += (chunk.len() - fixed_len + 1) as u64;
+        }
+        Ok(None)
+    }
+
+    /// Version 2 has one checksum over the whole record, so each plausible
+    /// position costs a read of its claimed length: quadratic in the worst
+    /// case. Only directories written by nano-wal 0.6 are read this way.
+    fn any_valid_after_v2(
+        &mut self,
+        file: &dyn StorageFile,
+        meta: SegmentMeta,
+        from: u64,
+        end: u64,
+    ) -> io::Result<Option<u64>> {
+        let fixed_len = RecordVersion::V2.fixed_len();
+        let mut pos = from;
+        while pos + fixed_len as u64 <= end {
             let plausible = {
-                let fixed = self.window(file, pos, REC_FIXED_LEN, end)?;
-                fixed.len() == REC_FIXED_LEN
-                    && record::parse_fixed(fixed)
+                let fixed = self.window(file, pos, fixed_len, end)?;
+                fixed.len() == fixed_len
+                    && record::parse_fixed(RecordVersion::V2, fixed)
                         .is_ok_and(|f| f.total_len() <= end.saturating_sub(pos))
             };
             if plausible && self.record_len_at(file, meta, pos, end)?.is_ok() {
@@ -434,8 +608,10 @@ impl Cursor {
 }
 
 /// Decode and verify a record that is exactly `whole`.
-fn decode_owned(whole: Bytes, binding: Binding) -> Result<RawRecord, Bad> {
-    let fixed = record::decode(&whole, binding).map_err(Bad::V2)?.fixed;
+fn decode_owned(version: RecordVersion, whole: Bytes, binding: Binding) -> Result<RawRecord, Bad> {
+    let fixed = record::decode(version, &whole, binding)
+        .map_err(Bad::Record)?
+        .fixed;
     Ok(owned_record(whole, &fixed))
 }
 
@@ -468,39 +644,50 @@ pub(crate) fn read_one(
     end: u64,
     hint: &ReadHint,
 ) -> io::Result<Result<RawRecord, Bad>> {
-    if meta.version == crate::format::FORMAT_VERSION_LEGACY {
+    let Some(version) = meta.record_version() else {
         return Cursor::default().record_at(file, meta, pos, end);
-    }
+    };
+    let binding = meta.binding(pos);
+    let fixed_len = version.fixed_len();
     let avail = usize::try_from(end.saturating_sub(pos)).unwrap_or(usize::MAX);
     let mut buf = vec![0u8; avail.min(hint.bytes())];
     let got = read_up_to(file, &mut buf, pos)?;
-    let Some(fixed_bytes) = buf.get(..REC_FIXED_LEN).filter(|_| got >= REC_FIXED_LEN) else {
-        return Ok(Err(Bad::V2(Defect::PastEnd)));
+    let Some(fixed_bytes) = buf.get(..fixed_len).filter(|_| got >= fixed_len) else {
+        return Ok(Err(Bad::Record(Defect::PastEnd)));
     };
-    let total = match record::parse_fixed(fixed_bytes) {
+    // A reference into the middle of a record (forged, or stale) fails
+    // here, from the fixed fields alone, before the buffer grows.
+    let total = match record::parse_fixed(version, fixed_bytes)
+        .and_then(|f| record::verify_head(fixed_bytes, &f, binding).map(|()| f))
+    {
         Ok(f) => f.total_len(),
-        Err(d) => return Ok(Err(Bad::V2(d))),
+        Err(d) => return Ok(Err(Bad::Record(d))),
     };
     // Checked against the end of the valid data (never past the file's
     // size) before the buffer grows to it.
     let Some(total) = usize::try_from(total).ok().filter(|&t| t <= avail) else {
-        return Ok(Err(Bad::V2(Defect::PastEnd)));
+        return Ok(Err(Bad::Record(Defect::PastEnd)));
     };
     if total > got {
         buf.resize(total, 0);
         read_exact_at(file, &mut buf[got..], pos + got as u64)?;
     }
     buf.truncate(total);
-    let binding = Binding {
-        key_hash: meta.key_hash,
-        sequence: meta.sequence,
-        position: pos,
-    };
-    let record = decode_owned(Bytes::from(buf), binding);
+    let record = decode_owned(version, Bytes::from(buf), binding);
     if record.is_ok() {
         hint.note(total as u64);
     }
     Ok(record)
+}
+
+/// Where a version-3 segment's first record starts, from the key length its
+/// (possibly damaged) header stores; `None` if that length is out of range.
+fn first_record_position(head: &[u8]) -> Option<u64> {
+    let len_bytes =
+        head.get(crate::format::SH_KEY_LEN_OFFSET..crate::format::SH_KEY_HASH_OFFSET)?;
+    let key_len = crate::format::get_u32(len_bytes, 0) as usize;
+    (key_len <= crate::format::MAX_KEY_BYTES)
+        .then_some((crate::format::SH3_FIXED_LEN + key_len) as u64)
 }
 
 /// Total length of a v1 record from its length fields, if they are present.

@@ -1,41 +1,70 @@
 //! Entry points for fuzz targets and property tests: the decoders, fed
 //! arbitrary bytes. Not part of the stable API.
 
-use crate::format::record::{self, Binding};
+use crate::format::record::{self, Binding, RecordVersion};
 use crate::format::{legacy, segment_header};
 
-/// Decode a version-2 record from arbitrary bytes, at an arbitrary place.
-/// Returns whether it verified. Must never panic or allocate more than the
-/// input holds.
-pub fn decode_record(bytes: &[u8], key_hash: u64, sequence: u64, position: u64) -> bool {
+/// Decode a version-3 record (`v2` false) or a version-2 one from arbitrary
+/// bytes, at an arbitrary place. Returns whether it verified. Must never
+/// panic or allocate more than the input holds.
+pub fn decode_record(bytes: &[u8], v2: bool, binding: [u64; 4]) -> bool {
+    let [salt, key_hash, sequence, position] = binding;
     let binding = Binding {
+        salt,
         key_hash,
         sequence,
         position,
     };
-    match record::decode(bytes, binding) {
-        Ok(d) => {
+    let version = if v2 {
+        RecordVersion::V2
+    } else {
+        RecordVersion::V3
+    };
+    match record::decode(version, bytes, binding) {
+        Ok(d) if version == RecordVersion::V3 => {
             // A verified record re-encodes to exactly the bytes it came from.
             let mut again = Vec::new();
-            let body = record::encode_body(&mut again, d.header, d.content, d.fixed.timestamp_ms);
-            record::seal(&mut again, body, binding);
+            record::encode(&mut again, d.header, d.content, d.fixed.timestamp_ms);
+            record::seal(&mut again, binding);
             assert_eq!(
                 again.as_slice(),
                 &bytes[..again.len()],
                 "re-encoding differs"
             );
+            // Under another salt it does not verify: a salt one bit apart
+            // is a single-bit difference, which CRC32C always detects.
+            let other = Binding {
+                salt: salt ^ 1,
+                ..binding
+            };
+            assert!(
+                record::decode(version, bytes, other).is_err(),
+                "the salt is not part of the checksum"
+            );
             true
         }
+        Ok(_) => true,
         Err(_) => false,
     }
 }
 
-/// Decode a segment header of either version from arbitrary bytes.
+/// Decode a segment header of any version from arbitrary bytes.
 pub fn decode_segment_header(bytes: &[u8]) -> bool {
     match segment_header::decode(bytes) {
         Ok(h) => {
             assert!(h.len <= bytes.len(), "header longer than its bytes");
             assert!(h.key.len() <= crate::MAX_KEY_BYTES);
+            let again = segment_header::encode(&segment_header::NewHeader {
+                key: &h.key,
+                key_hash: h.key_hash.unwrap_or(0),
+                sequence: h.sequence.unwrap_or(0),
+                created_ms: h.created_ms,
+                rotate_at_ms: h.rotate_at_ms,
+                salt: h.salt,
+            });
+            if h.version == crate::format::FORMAT_VERSION_CURRENT {
+                assert_eq!(again.as_slice(), &bytes[..h.len], "re-encoding differs");
+            }
             true
         }
         Err(_) => false,
@@ -53,21 +82,21 @@ pub fn decode_v1_record(bytes: &[u8]) -> bool {
     }
 }
 
-/// Encode a version-2 record for the given place; for property tests.
+/// Encode a version-3 record for the given place (salt, key hash,
+/// sequence, position); for property tests and fuzz seeds.
 pub fn encode_record(
     header: Option<&[u8]>,
     content: &[u8],
     timestamp_ms: u64,
-    key_hash: u64,
-    sequence: u64,
-    position: u64,
+    binding: [u64; 4],
 ) -> Vec<u8> {
+    let [salt, key_hash, sequence, position] = binding;
     let mut out = Vec::new();
-    let body = record::encode_body(&mut out, header, content, timestamp_ms);
+    record::encode(&mut out, header, content, timestamp_ms);
     record::seal(
         &mut out,
-        body,
         Binding {
+            salt,
             key_hash,
             sequence,
             position,

@@ -10,27 +10,40 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use crate::engine::Engine;
 use crate::entry_ref::EntryRef;
 use crate::error::{Result, WalError, io_at};
-use crate::format::record::{self, Binding};
-use crate::format::{FORMAT_VERSION_CURRENT, segment_header};
+use crate::format::FORMAT_VERSION_CURRENT;
+use crate::format::record;
+use crate::format::segment_header::{self, NewHeader};
 use crate::key::segment_file_name;
-use crate::segment::{DurableAppend, Segment, SegmentId};
+use crate::rules::write::Checked;
+use crate::segment::{DurableAppend, Segment, SegmentId, SegmentInit};
 use crate::storage::{OpenMode, StorageFile, write_all_at};
 
 /// Encoded records for one key, waiting for their positions.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     pub bytes: Vec<u8>,
-    /// `(start in bytes, length, body CRC)` of each record.
-    pub records: Vec<(usize, usize, u32)>,
+    /// `(start in bytes, length)` of each record.
+    pub records: Vec<(usize, usize)>,
 }
 
 impl Pending {
-    pub fn push(&mut self, header: Option<&[u8]>, content: &[u8], timestamp_ms: u64) {
+    pub fn push(&mut self, record: Checked<'_>, timestamp_ms: u64) {
         let start = self.bytes.len();
-        let body_crc = record::encode_body(&mut self.bytes, header, content, timestamp_ms);
-        self.records
-            .push((start, self.bytes.len() - start, body_crc));
+        record.encode(&mut self.bytes, timestamp_ms);
+        self.records.push((start, self.bytes.len() - start));
     }
+}
+
+/// One record appended by [`KeyLog::append_one`].
+#[derive(Debug)]
+pub(crate) struct AppendedOne {
+    pub entry_ref: EntryRef,
+    /// The segment it went to.
+    pub segment: Arc<Segment>,
+    /// The end to sync through for it to be durable.
+    pub end: u64,
+    /// For a durable append, counts it until its sync returns.
+    pub joining: Option<DurableAppend>,
 }
 
 /// Segments written by an append, each with the end to sync through.
@@ -173,17 +186,12 @@ impl KeyLog {
             let start_pos = seg.end();
             let mut pos = start_pos;
             let mut j = i;
-            while let Some(&(at, len, body_crc)) = pending.records.get(j) {
+            while let Some(&(at, len)) = pending.records.get(j) {
                 let fits = pos + len as u64 <= engine.config.max_segment_bytes;
                 if j > i && !fits {
                     break;
                 }
-                let binding = Binding {
-                    key_hash: self.key_hash,
-                    sequence: seg.sequence,
-                    position: pos,
-                };
-                record::seal(&mut pending.bytes[at..at + len], body_crc, binding);
+                record::seal(&mut pending.bytes[at..at + len], seg.binding(pos));
                 refs.push(EntryRef {
                     key_hash: self.key_hash,
                     sequence_number: seg.sequence,
@@ -204,22 +212,19 @@ impl KeyLog {
     }
 
     /// Append one record: the fast path of `append_entry`, which encodes
-    /// into a reused buffer and writes with one call. Returns the reference,
-    /// the end to sync through for durability and, for a durable append, the
-    /// guard that counts it until its sync returns.
+    /// into a reused buffer and writes with one call.
     pub fn append_one(
         &self,
         engine: &Engine,
-        header: Option<&[u8]>,
-        content: &[u8],
+        record: Checked<'_>,
         now_ms: u64,
         durable: bool,
-    ) -> Result<(EntryRef, Arc<Segment>, u64, Option<DurableAppend>)> {
+    ) -> Result<AppendedOne> {
         let mut w = self.lock_writer();
         if let Some(msg) = &w.poisoned {
             return Err(WalError::Poisoned(msg.clone()));
         }
-        let len = record::encoded_len(header.map_or(0, <[u8]>::len), content.len()) as u64;
+        let len = record.encoded_len() as u64;
         let seg = self.active_for(&mut w, engine, now_ms, len)?;
         let pos = seg.end();
         // Counted before the write, so a sync leader that sees the record
@@ -227,18 +232,9 @@ impl KeyLog {
         let joining = durable.then(|| seg.durable_append());
         SCRATCH.with_borrow_mut(|buf| {
             buf.clear();
-            let body_crc = record::encode_body(buf, header, content, now_ms);
-            let binding = Binding {
-                key_hash: self.key_hash,
-                sequence: seg.sequence,
-                position: pos,
-            };
-            record::seal(buf, body_crc, binding);
-            let written = if record::is_padding(buf) {
-                Err(record::padding_error())
-            } else {
-                self.write_at(&mut w, engine, &seg, buf, pos)
-            };
+            record.encode(buf, now_ms);
+            record::seal(buf, seg.binding(pos));
+            let written = self.write_at(&mut w, engine, &seg, buf, pos);
             if buf.capacity() > SCRATCH_KEEP_BYTES {
                 *buf = Vec::new();
             }
@@ -247,12 +243,16 @@ impl KeyLog {
         // Readers may now see the record: it is complete in the file.
         seg.publish(pos + len);
         seg.read_hint.note(len);
-        let r = EntryRef {
-            key_hash: self.key_hash,
-            sequence_number: seg.sequence,
-            offset: pos - seg.header_len,
-        };
-        Ok((r, seg, pos + len, joining))
+        Ok(AppendedOne {
+            entry_ref: EntryRef {
+                key_hash: self.key_hash,
+                sequence_number: seg.sequence,
+                offset: pos - seg.header_len,
+            },
+            segment: seg,
+            end: pos + len,
+            joining,
+        })
     }
 
     /// One positional write of whole records; on failure no partial record
@@ -412,7 +412,17 @@ impl KeyLog {
     ) -> Result<Arc<Segment>> {
         let sequence = w.next_sequence;
         let rotate_at = now_ms.saturating_add(engine.config.options.segment_period_ms());
-        let header = segment_header::encode(&self.key, self.key_hash, sequence, now_ms, rotate_at);
+        // A fresh random salt per segment: records a user embeds in content
+        // cannot know it, so they never verify as records (FORMAT.md §4).
+        let salt = engine.config.storage.segment_salt();
+        let header = segment_header::encode(&NewHeader {
+            key: &self.key,
+            key_hash: self.key_hash,
+            sequence,
+            created_ms: now_ms,
+            rotate_at_ms: rotate_at,
+            salt,
+        });
         let path = engine.config.dir.join(segment_file_name(
             &self.name_prefix,
             self.key_hash,
@@ -436,16 +446,17 @@ impl KeyLog {
         w.next_sequence = sequence + 1;
         let header_len = header.len() as u64;
         w.allocated_end = header_len;
-        let seg = Arc::new(Segment::new(
-            self.key_hash,
+        let seg = Arc::new(Segment::new(SegmentInit {
+            key_hash: self.key_hash,
             sequence,
             path,
-            FORMAT_VERSION_CURRENT,
+            version: FORMAT_VERSION_CURRENT,
+            salt,
             header_len,
-            rotate_at,
-            header_len,
-            generation,
-        ));
+            rotate_at_ms: rotate_at,
+            end: header_len,
+            dir_generation: generation,
+        }));
         seg.note_written();
         engine.adopt(&seg, file);
         self.insert_segment(seg.clone());

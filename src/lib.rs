@@ -18,6 +18,7 @@ mod marker;
 mod options;
 mod recovery;
 mod retention;
+mod rules;
 mod segment;
 pub mod storage;
 mod wal;

@@ -14,11 +14,11 @@ use crate::cursor::{Cursor, SegmentMeta};
 use crate::engine::{Engine, KeyTable};
 use crate::error::{Result, WalError, io_at};
 use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN, SegmentHeader};
-use crate::format::{FORMAT_VERSION_CURRENT, FORMAT_VERSION_LEGACY, REC_FIXED_LEN, SH_FIXED_LEN};
+use crate::format::{FORMAT_VERSION_LEGACY, REC2_FIXED_LEN};
 use crate::key::parse_segment_file_name;
 use crate::keylog::{KeyLog, Writer};
 use crate::options::RecoveryMode;
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentInit};
 use crate::storage::{StorageFile, read_exact_at};
 
 /// What opening found and repaired.
@@ -114,7 +114,12 @@ fn load_key(
     let mut next_sequence = last_seq + 1;
     for (&seq, name) in files {
         let path = engine.config.dir.join(name);
-        let (file, len, decoded) = read_header(engine, &path)?;
+        let OpenedHeader {
+            file,
+            len,
+            head,
+            decoded,
+        } = read_header(engine, &path)?;
         let prev = table.values().next_back().map(|s| s.version);
         let checked =
             decoded.and_then(|h| in_context(&h, hash, seq, key.as_deref(), prev).map(|()| h));
@@ -127,23 +132,31 @@ fn load_key(
                 )));
             }
             Err(Problem::Bad(why)) if seq == last_seq => {
-                torn_header(engine, &path, &*file, (hash, seq, len), &why, report)?;
+                let damaged = DamagedHeader {
+                    path: &path,
+                    file: &*file,
+                    ids: (hash, seq),
+                    head: &head,
+                    len,
+                };
+                torn_header(engine, &damaged, &why, report)?;
                 next_sequence = seq;
                 continue;
             }
             Err(Problem::Bad(why)) => return Err(corrupted(&path, 0, why)),
         };
         key.get_or_insert_with(|| header.key.clone());
-        let seg = Arc::new(Segment::new(
-            hash,
-            seq,
+        let seg = Arc::new(Segment::new(SegmentInit {
+            key_hash: hash,
+            sequence: seq,
             path,
-            header.version,
-            header.len as u64,
-            header.rotate_at_ms,
-            len,
-            1,
-        ));
+            version: header.version,
+            salt: header.salt,
+            header_len: header.len as u64,
+            rotate_at_ms: header.rotate_at_ms,
+            end: len,
+            dir_generation: 1,
+        }));
         engine.adopt(&seg, file);
         table.insert(seq, seg);
     }
@@ -164,7 +177,7 @@ fn load_key(
     let active = table
         .values()
         .next_back()
-        .filter(|s| s.is_current_format())
+        .filter(|s| s.is_checksummed())
         .cloned();
     let prefix = last_name
         .strip_suffix(crate::key::SEGMENT_EXT)
@@ -184,11 +197,15 @@ pub(crate) enum Problem {
     Bad(String),
 }
 
-type OpenedHeader = (
-    Arc<dyn StorageFile>,
-    u64,
-    std::result::Result<SegmentHeader, Problem>,
-);
+/// A segment file, opened, with its first bytes decoded as a header.
+struct OpenedHeader {
+    file: Arc<dyn StorageFile>,
+    /// The file's length.
+    len: u64,
+    /// The file's first bytes (up to the longest header).
+    head: Vec<u8>,
+    decoded: std::result::Result<SegmentHeader, Problem>,
+}
 
 /// Open a segment file and decode its header.
 fn read_header(engine: &Engine, path: &std::path::Path) -> Result<OpenedHeader> {
@@ -208,7 +225,12 @@ fn read_header(engine: &Engine, path: &std::path::Path) -> Result<OpenedHeader> 
         HeaderDefect::UnsupportedVersion(v) => Problem::Unsupported(v),
         other => Problem::Bad(other.to_string()),
     });
-    Ok((file, len, decoded))
+    Ok(OpenedHeader {
+        file,
+        len,
+        head,
+        decoded,
+    })
 }
 
 /// A header that decodes must also fit its file name and its key's other
@@ -222,20 +244,20 @@ pub(crate) fn in_context(
     prev_version: Option<u32>,
 ) -> std::result::Result<(), Problem> {
     let bad = |s: String| Err(Problem::Bad(s));
-    if h.version == FORMAT_VERSION_CURRENT && (h.key_hash != Some(hash) || h.sequence != Some(seq))
-    {
+    if h.version != FORMAT_VERSION_LEGACY && (h.key_hash != Some(hash) || h.sequence != Some(seq)) {
         return bad(format!(
             "header names key hash {:?} sequence {:?}, the file name {hash} {seq}",
             h.key_hash, h.sequence
         ));
     }
-    if h.version == FORMAT_VERSION_LEGACY {
-        if crate::key::key_hash(&h.key) != hash {
-            return bad(format!("version-1 header's key does not hash to {hash}"));
-        }
-        if prev_version == Some(FORMAT_VERSION_CURRENT) {
-            return bad("version-1 header after version-2 segments".into());
-        }
+    if h.version == FORMAT_VERSION_LEGACY && crate::key::key_hash(&h.key) != hash {
+        return bad(format!("version-1 header's key does not hash to {hash}"));
+    }
+    if let Some(prev) = prev_version.filter(|&p| p > h.version) {
+        return bad(format!(
+            "version-{} header after a version-{prev} segment",
+            h.version
+        ));
     }
     if key.is_some_and(|k| k != h.key) {
         return bad("key differs from the key's other segments".into());
@@ -253,7 +275,7 @@ fn drop_compaction_leftovers(
     table: &mut BTreeMap<u64, Arc<Segment>>,
     report: &mut RecoveryReport,
 ) -> Result<()> {
-    let v2: Vec<&Arc<Segment>> = table.values().filter(|s| s.is_current_format()).collect();
+    let v2: Vec<&Arc<Segment>> = table.values().filter(|s| s.is_checksummed()).collect();
     let Some(after_gap) = v2
         .windows(2)
         .rev()
@@ -295,25 +317,35 @@ fn drop_compaction_leftovers(
     Ok(())
 }
 
+/// A segment file whose header does not decode.
+#[derive(Clone, Copy)]
+struct DamagedHeader<'a> {
+    path: &'a std::path::Path,
+    file: &'a dyn StorageFile,
+    /// Key hash and sequence, from the file name.
+    ids: (u64, u64),
+    head: &'a [u8],
+    len: u64,
+}
+
 /// The last segment's header is unreadable. With nothing valid after it,
 /// it is a segment whose creation was torn by a crash: it never held an
 /// acknowledged record, so it is removed. Otherwise it is corruption.
 fn torn_header(
     engine: &Engine,
-    path: &std::path::Path,
-    file: &dyn StorageFile,
-    (hash, seq, len): (u64, u64, u64),
+    damaged: &DamagedHeader<'_>,
     defect: &str,
     report: &mut RecoveryReport,
 ) -> Result<()> {
-    let meta = SegmentMeta {
-        key_hash: hash,
-        sequence: seq,
-        version: FORMAT_VERSION_CURRENT,
-    };
-    let mut cursor = Cursor::default();
-    if let Some(q) = cursor
-        .any_valid_after(file, meta, SH_FIXED_LEN as u64, len)
+    let DamagedHeader {
+        path,
+        file,
+        ids,
+        head,
+        len,
+    } = *damaged;
+    if let Some(q) = Cursor::default()
+        .valid_record_after_damaged_header(file, ids, head, len)
         .map_err(|e| io_at(path, "read", e))?
     {
         return Err(corrupted(
@@ -355,13 +387,19 @@ fn torn_header(
 /// Anything else is left for reads to report as corruption.
 fn sealed_padding(engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
     let end = seg.end();
-    if end < seg.header_len + REC_FIXED_LEN as u64 {
+    let Some(fixed_len) = SegmentMeta::from(&**seg)
+        .record_version()
+        .map(|v| v.fixed_len() as u64)
+    else {
+        return Ok(());
+    };
+    if end < seg.header_len + fixed_len {
         return Ok(());
     }
     let file = engine.file(seg)?;
     let read_err = |e| io_at(&seg.path, "read", e);
-    let mut last = [0u8; REC_FIXED_LEN];
-    read_exact_at(&*file, &mut last, end - REC_FIXED_LEN as u64).map_err(read_err)?;
+    let mut last = [0u8; REC2_FIXED_LEN];
+    read_exact_at(&*file, &mut last, end - REC2_FIXED_LEN as u64).map_err(read_err)?;
     if last.iter().any(|&b| b != 0) {
         return Ok(());
     }
@@ -387,7 +425,7 @@ fn ends_in_padding(
     cursor: &mut Cursor,
     pos: u64,
 ) -> Result<bool> {
-    let padding = seg.is_current_format()
+    let padding = seg.is_checksummed()
         && cursor
             .zero_through(file, pos, seg.end())
             .map_err(|e| io_at(&seg.path, "read", e))?;
@@ -434,7 +472,7 @@ fn scan_tail(engine: &Engine, seg: &Arc<Segment>, report: &mut RecoveryReport) -
                 format_args!("torn tail ({bad}) refused by AbsoluteConsistency"),
             ));
         }
-        let repaired = engine.read_only.is_none() && seg.is_current_format();
+        let repaired = engine.read_only.is_none() && seg.is_checksummed();
         if repaired {
             // Cut the torn bytes and make the cut durable, so a later crash
             // cannot put them back behind records appended after this open.

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use crate::engine::Engine;
 use crate::error::{Result, io_at};
 use crate::keylog::KeyLog;
+use crate::rules;
 use crate::segment::Segment;
 
-/// Every record in a segment is stamped before its `rotate_at_ms`, so once
-/// `rotate_at_ms + retention` has passed, all of them are older than the
-/// retention. A clock that steps backwards only delays this.
+/// Whether every record of `seg` is older than the retention (the rule is
+/// [`rules::retention::expired`]).
 pub(crate) fn expired(seg: &Segment, now_ms: u64, retention_ms: u64) -> bool {
-    seg.rotate_at_ms.saturating_add(retention_ms) <= now_ms
+    rules::retention::expired(seg.rotate_at_ms, now_ms, retention_ms)
 }
 
 pub(crate) fn compact(engine: &Arc<Engine>) -> Result<()> {

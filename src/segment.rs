@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::cache::HandleSlot;
-use crate::format::FORMAT_VERSION_CURRENT;
+use crate::format::FORMAT_VERSION_LEGACY;
+use crate::format::record::Binding;
 use crate::watermark::Watermark;
 
 /// A durable append in progress; see [`Segment::durable_append`].
@@ -66,13 +67,32 @@ impl Default for ReadHint {
 /// A segment's identity: the key's hash and the segment's sequence number.
 pub(crate) type SegmentId = (u64, u64);
 
+/// What a segment is made from: its header's facts and where its data ends.
+#[derive(Debug)]
+pub(crate) struct SegmentInit {
+    pub key_hash: u64,
+    pub sequence: u64,
+    pub path: PathBuf,
+    pub version: u32,
+    pub salt: u64,
+    /// Bytes before the first record.
+    pub header_len: u64,
+    pub rotate_at_ms: u64,
+    /// End of the valid data as far as known (the file's length at open).
+    pub end: u64,
+    /// The directory change that created the file (1: before this open).
+    pub dir_generation: u64,
+}
+
 #[derive(Debug)]
 pub(crate) struct Segment {
     pub key_hash: u64,
     pub sequence: u64,
     pub path: PathBuf,
-    /// 1 (nano-wal 0.5, read-only) or 2.
+    /// 1 (nano-wal 0.5) and 2 (nano-wal 0.6) are read only; 3 is written.
     pub version: u32,
+    /// Folded into every version-3 record's checksum (0 before version 3).
+    pub salt: u64,
     /// Bytes before the first record; `EntryRef::offset` counts from here.
     pub header_len: u64,
     /// No record in this segment is stamped at or after this time.
@@ -101,32 +121,20 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "a plain constructor; every field is needed"
-    )]
-    pub fn new(
-        key_hash: u64,
-        sequence: u64,
-        path: PathBuf,
-        version: u32,
-        header_len: u64,
-        rotate_at_ms: u64,
-        end: u64,
-        dir_generation: u64,
-    ) -> Self {
+    pub fn new(init: SegmentInit) -> Self {
         Self {
-            key_hash,
-            sequence,
-            path,
-            version,
-            header_len,
-            rotate_at_ms,
-            dir_generation,
-            end: AtomicU64::new(end),
+            key_hash: init.key_hash,
+            sequence: init.sequence,
+            path: init.path,
+            version: init.version,
+            salt: init.salt,
+            header_len: init.header_len,
+            rotate_at_ms: init.rotate_at_ms,
+            dir_generation: init.dir_generation,
+            end: AtomicU64::new(init.end),
             // Nothing is assumed durable until this process has synced it.
             durability: Watermark::new(0),
-            verified_end: AtomicU64::new(header_len),
+            verified_end: AtomicU64::new(init.header_len),
             written_here: AtomicBool::new(false),
             quarantined: AtomicBool::new(false),
             handle: HandleSlot::default(),
@@ -152,6 +160,16 @@ impl Segment {
     /// Note that the records before `pos` passed their checks.
     pub fn mark_verified(&self, pos: u64) {
         self.verified_end.fetch_max(pos, Ordering::AcqRel);
+    }
+
+    /// The binding of a record at absolute file position `position`.
+    pub fn binding(&self, position: u64) -> Binding {
+        Binding {
+            salt: self.salt,
+            key_hash: self.key_hash,
+            sequence: self.sequence,
+            position,
+        }
     }
 
     pub fn id(&self) -> SegmentId {
@@ -203,8 +221,9 @@ impl Segment {
         self.durability.synced_through() < self.end()
     }
 
-    pub fn is_current_format(&self) -> bool {
-        self.version == FORMAT_VERSION_CURRENT
+    /// Whether records carry checksums (versions 2 and 3; not nano-wal 0.5's).
+    pub fn is_checksummed(&self) -> bool {
+        self.version != FORMAT_VERSION_LEGACY
     }
 }
 

@@ -73,6 +73,26 @@ pub trait Storage: Send + Sync + Debug {
     fn parallel_syncs(&self) -> usize {
         1
     }
+    /// A salt for a new segment (FORMAT.md §3): unpredictable to anyone who
+    /// cannot read the segment, so a record a user embeds in content never
+    /// verifies. Not cryptographic randomness, but SipHash keyed from the
+    /// operating system's random source (through std's `RandomState`) over
+    /// the time and a counter. A simulated disk returns a seeded sequence
+    /// instead, so its runs replay exactly.
+    fn segment_salt(&self) -> u64 {
+        random_salt()
+    }
+}
+
+/// See [`Storage::segment_salt`].
+fn random_salt() -> u64 {
+    use std::hash::BuildHasher;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    std::hash::RandomState::new().hash_one((nanos, COUNTER.fetch_add(1, Ordering::Relaxed)))
 }
 
 /// Concurrent fsyncs [`StdStorage`] allows: measured on ext4, 16 threads

@@ -14,12 +14,12 @@ use bytes::Bytes;
 use crate::engine::Engine;
 use crate::entry_ref::{EntryRef, Record, RecordView};
 use crate::error::{Result, WalError, io_at};
-use crate::format::{MAX_CONTENT_BYTES, MAX_HEADER_BYTES, MAX_KEY_BYTES};
 use crate::iter::{Contents, Records, verify_unchecked};
 use crate::key::{key_hash, sanitize};
 use crate::keylog::{KeyLog, Pending, Writer};
 use crate::options::{WalBuilder, WalOptions};
 use crate::recovery::{self, RecoveryReport};
+use crate::rules::write as write_rules;
 use crate::segment::Segment;
 use crate::storage::LockGuard;
 
@@ -35,28 +35,6 @@ pub struct Wal {
     engine: Arc<Engine>,
     lock: Mutex<Option<Box<dyn LockGuard>>>,
     report: RecoveryReport,
-}
-
-fn check_limits(key: &[u8], header: Option<&Bytes>, content: &Bytes) -> Result<()> {
-    if key.len() > MAX_KEY_BYTES {
-        return Err(WalError::KeyTooLarge {
-            size: key.len(),
-            max: MAX_KEY_BYTES,
-        });
-    }
-    if let Some(h) = header.filter(|h| h.len() > MAX_HEADER_BYTES) {
-        return Err(WalError::HeaderTooLarge {
-            size: h.len(),
-            max: MAX_HEADER_BYTES,
-        });
-    }
-    if content.len() > MAX_CONTENT_BYTES {
-        return Err(WalError::ContentTooLarge {
-            size: content.len(),
-            max: MAX_CONTENT_BYTES,
-        });
-    }
-    Ok(())
 }
 
 impl Wal {
@@ -188,16 +166,15 @@ impl Wal {
         durable: bool,
     ) -> Result<EntryRef> {
         self.engine.check_writable()?;
-        check_limits(key.as_ref(), header.as_ref(), &content)?;
+        let record = write_rules::check(key.as_ref(), header.as_deref(), &content)?;
         let now = self.engine.config.clock.now_unix_ms();
         let log = self.key_log_for(key.as_ref(), &key)?;
-        let (r, seg, end, joining) =
-            log.append_one(&self.engine, header.as_deref(), &content, now, durable)?;
+        let appended = log.append_one(&self.engine, record, now, durable)?;
         if durable {
-            self.engine.make_durable(&seg, end)?;
+            self.engine.make_durable(&appended.segment, appended.end)?;
         }
-        drop(joining);
-        Ok(r)
+        drop(appended.joining);
+        Ok(appended.entry_ref)
     }
 
     /// Append durably: `append_entry(key, header, content, true)`.
@@ -234,14 +211,14 @@ impl Wal {
         let mut by_hash: HashMap<u64, usize> = HashMap::new();
         let mut count = 0;
         for (i, (key, header, content)) in entries.into_iter().enumerate() {
-            check_limits(key.as_ref(), header.as_ref(), &content)?;
+            let record = write_rules::check(key.as_ref(), header.as_deref(), &content)?;
             let log = self.key_log_for(key.as_ref(), &key)?;
             let g = *by_hash.entry(log.key_hash).or_insert_with(|| {
                 groups.push((log.clone(), Pending::default(), Vec::new()));
                 groups.len() - 1
             });
             let (_, pending, indexes) = &mut groups[g];
-            pending.push(header.as_deref(), &content, now);
+            pending.push(record, now);
             indexes.push(i);
             count = i + 1;
         }

@@ -228,8 +228,8 @@ fn hand_built_0_5_directory_opens_reads_and_continues() -> TestResult {
     assert_eq!(&new_file[..8], b"NANO-LOG");
     assert_eq!(
         new_file[8..12],
-        2u32.to_le_bytes(),
-        "new segment uses format version 2"
+        3u32.to_le_bytes(),
+        "new segment uses format version 3"
     );
     let extra = [Bytes::from_static(b"order four")];
     check_hand_built(&wal, &d, &extra)?;

@@ -14,10 +14,10 @@ use nano_wal::{EntryRef, Wal, WalError, WalOptions, key_hash};
 type TestResult = Result<(), Box<dyn Error>>;
 
 const KEY: &str = "ledger";
-/// Version-2 segment header length for `KEY`: 56 fixed bytes + the key.
-const HEADER_LEN: u64 = 56 + KEY.len() as u64;
-/// Fixed part of a version-2 record, before its header and content.
-const RECORD_FIXED: u64 = 20;
+/// Version-3 segment header length for `KEY`: 64 fixed bytes + the key.
+const HEADER_LEN: u64 = 64 + KEY.len() as u64;
+/// Fixed part of a version-3 record, before its header and content.
+const RECORD_FIXED: u64 = 24;
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{KEY}-{}-{seq:04}.log", key_hash(KEY.as_bytes())))

@@ -17,10 +17,10 @@ type TestResult = Result<(), Box<dyn Error>>;
 
 const KEY: &str = "stream";
 const N: usize = 6;
-/// Version-2 segment header length for `KEY`: 56 fixed bytes + the key.
-const HEADER_LEN: u64 = 56 + KEY.len() as u64;
-/// Fixed part of a version-2 record.
-const RECORD_FIXED: u64 = 20;
+/// Version-3 segment header length for `KEY`: 64 fixed bytes + the key.
+const HEADER_LEN: u64 = 64 + KEY.len() as u64;
+/// Fixed part of a version-3 record.
+const RECORD_FIXED: u64 = 24;
 
 struct Written {
     refs: Vec<EntryRef>,

@@ -118,7 +118,7 @@ fn stats_json_counts_records_bytes_times_and_expiry() -> TestResult {
     let files = orders["segment_files"].as_array().ok_or("segment_files")?;
     assert_eq!(files.len(), 2);
     assert_eq!(files[0]["sequence"], 1);
-    assert_eq!(files[0]["format_version"], 2);
+    assert_eq!(files[0]["format_version"], 3);
     assert_eq!(files[0]["rotate_at_unix_ms"], T0_MS + SEGMENT_PERIOD_MS);
 
     let user = &keys[1];

@@ -15,10 +15,10 @@ use nano_wal::{EntryRef, Wal, key_hash};
 type TestResult = Result<(), Box<dyn Error>>;
 
 const KEY: &str = "ledger";
-/// Version-2 segment header length for `KEY`: 56 fixed bytes + the key.
-const HEADER_LEN: u64 = 56 + KEY.len() as u64;
-/// Fixed part of a version-2 record, before its header and content.
-const RECORD_FIXED: u64 = 20;
+/// Version-3 segment header length for `KEY`: 64 fixed bytes + the key.
+const HEADER_LEN: u64 = 64 + KEY.len() as u64;
+/// Fixed part of a version-3 record, before its header and content.
+const RECORD_FIXED: u64 = 24;
 const RECORD_CONTENT: usize = 1000;
 
 fn verify(dir: &Path, extra: &[&str]) -> Result<(Option<i32>, String, String), Box<dyn Error>> {

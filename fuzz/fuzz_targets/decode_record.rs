@@ -1,4 +1,5 @@
-//! The record and segment-header decoders on arbitrary bytes.
+//! The record (versions 2 and 3, with the salted head checksum) and
+//! segment-header decoders on arbitrary bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -12,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
         }
         u64::from_le_bytes(b)
     };
-    let rest = data.get(24..).unwrap_or(&[]);
-    decode_record(rest, word(0), word(1), word(2));
+    // The first 32 bytes are the binding (salt, key hash, sequence,
+    // position); bit 0 of the salt picks version 2 or 3.
+    let rest = data.get(32..).unwrap_or(&[]);
+    let binding = [word(0), word(1), word(2), word(3)];
+    decode_record(rest, binding[0] & 1 == 1, binding);
     decode_segment_header(data);
 });

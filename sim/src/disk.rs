@@ -171,6 +171,9 @@ struct State {
     locks: BTreeSet<String>,
     /// Which boot of the simulated machine this disk is in.
     boot: u64,
+    /// Segment salts handed out so far; the next salt derives from it, so
+    /// every run of a workload writes the same bytes.
+    salts: u64,
 }
 
 impl State {
@@ -643,6 +646,12 @@ impl Storage for SimDisk {
 
     fn boot_id(&self) -> io::Result<String> {
         Ok(format!("sim-boot-{}", self.lock().boot))
+    }
+
+    fn segment_salt(&self) -> u64 {
+        let mut st = self.lock();
+        st.salts += 1;
+        crate::rng::Rng::new(st.salts).next_u64()
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {

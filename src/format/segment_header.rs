@@ -1,11 +1,12 @@
-//! Segment header codec for both versions.
+//! Segment header codec for every version.
 //!
-//! Version 2:
+//! Version 3 (written):
 //! ```text
-//! [magic 8]["version" u32 = 2][key_len u32][key_hash u64][sequence u64]
-//! [created_ms u64][rotate_at_ms u64][flags u32][crc32c u32][key]
+//! [magic 8]["version" u32 = 3][key_len u32][key_hash u64][sequence u64]
+//! [created_ms u64][rotate_at_ms u64][salt u64][flags u32][crc32c u32][key]
 //! ```
-//! The CRC32C covers the 52 bytes before it and the key.
+//! Version 2 (nano-wal 0.6) is the same without the salt. The CRC32C covers
+//! the bytes before it and the key.
 //!
 //! Version 1 (nano-wal 0.5):
 //! ```text
@@ -13,29 +14,43 @@
 //! ```
 
 use super::{
-    FORMAT_VERSION_CURRENT, FORMAT_VERSION_LEGACY, MAX_KEY_BYTES, SEGMENT_MAGIC, SH_CRC_OFFSET,
-    SH_CREATED_OFFSET, SH_FIXED_LEN, SH_FLAGS_OFFSET, SH_KEY_HASH_OFFSET, SH_KEY_LEN_OFFSET,
-    SH_ROTATE_AT_OFFSET, SH_SEQUENCE_OFFSET, SH_VERSION_OFFSET, V1_SH_EXPIRATION_OFFSET,
+    FORMAT_VERSION_CURRENT, FORMAT_VERSION_LEGACY, FORMAT_VERSION_V2, MAX_KEY_BYTES, SEGMENT_MAGIC,
+    SH_CREATED_OFFSET, SH_KEY_HASH_OFFSET, SH_KEY_LEN_OFFSET, SH_ROTATE_AT_OFFSET,
+    SH_SEQUENCE_OFFSET, SH_VERSION_OFFSET, SH2_CRC_OFFSET, SH2_FIXED_LEN, SH2_FLAGS_OFFSET,
+    SH3_CRC_OFFSET, SH3_FIXED_LEN, SH3_FLAGS_OFFSET, SH3_SALT_OFFSET, V1_SH_EXPIRATION_OFFSET,
     V1_SH_FIXED_LEN, V1_SH_KEY_LEN_OFFSET, get_u32, get_u64,
 };
 
-/// The decoded header of a segment file of either version.
+/// The decoded header of a segment file of any version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {
-    /// 1 (nano-wal 0.5) or 2.
+    /// 1 (nano-wal 0.5), 2 (nano-wal 0.6) or 3.
     pub version: u32,
     pub key: Vec<u8>,
-    /// Stored in version 2; for version 1 it comes from the file name.
+    /// Stored since version 2; for version 1 it comes from the file name.
     pub key_hash: Option<u64>,
-    /// Stored in version 2; for version 1 it comes from the file name.
+    /// Stored since version 2; for version 1 it comes from the file name.
     pub sequence: Option<u64>,
     /// Creation time; unknown (0) for version 1.
     pub created_ms: u64,
     /// Appends at or after this time go to a new segment. Every record in the
     /// segment is older than this, which is what retention relies on.
     pub rotate_at_ms: u64,
+    /// Folded into every record's checksum (version 3; 0 before).
+    pub salt: u64,
     /// Length of the header in bytes; record offsets count from here.
     pub len: usize,
+}
+
+/// What a new segment's header says.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewHeader<'a> {
+    pub key: &'a [u8],
+    pub key_hash: u64,
+    pub sequence: u64,
+    pub created_ms: u64,
+    pub rotate_at_ms: u64,
+    pub salt: u64,
 }
 
 /// Why bytes are not a valid segment header.
@@ -71,36 +86,32 @@ impl std::fmt::Display for HeaderDefect {
     }
 }
 
-/// Most bytes a header of either version can occupy.
-pub(crate) const MAX_HEADER_LEN: usize = SH_FIXED_LEN + MAX_KEY_BYTES;
-const _: () = assert!(V1_SH_FIXED_LEN <= SH_FIXED_LEN);
+/// Most bytes a header of any version can occupy.
+pub(crate) const MAX_HEADER_LEN: usize = SH3_FIXED_LEN + MAX_KEY_BYTES;
+const _: () = assert!(V1_SH_FIXED_LEN <= SH2_FIXED_LEN && SH2_FIXED_LEN <= SH3_FIXED_LEN);
 
-/// Encode a version-2 header.
-pub(crate) fn encode(
-    key: &[u8],
-    key_hash: u64,
-    sequence: u64,
-    created_ms: u64,
-    rotate_at_ms: u64,
-) -> Vec<u8> {
-    debug_assert!(key.len() <= MAX_KEY_BYTES);
-    let mut buf = Vec::with_capacity(SH_FIXED_LEN + key.len());
+/// Encode a version-3 header.
+pub(crate) fn encode(h: &NewHeader<'_>) -> Vec<u8> {
+    debug_assert!(h.key.len() <= MAX_KEY_BYTES);
+    let mut buf = Vec::with_capacity(SH3_FIXED_LEN + h.key.len());
     buf.extend_from_slice(&SEGMENT_MAGIC);
     buf.extend_from_slice(&FORMAT_VERSION_CURRENT.to_le_bytes());
-    buf.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
-    buf.extend_from_slice(&key_hash.to_le_bytes());
-    buf.extend_from_slice(&sequence.to_le_bytes());
-    buf.extend_from_slice(&created_ms.to_le_bytes());
-    buf.extend_from_slice(&rotate_at_ms.to_le_bytes());
+    buf.extend_from_slice(&u32::try_from(h.key.len()).unwrap_or(u32::MAX).to_le_bytes());
+    buf.extend_from_slice(&h.key_hash.to_le_bytes());
+    buf.extend_from_slice(&h.sequence.to_le_bytes());
+    buf.extend_from_slice(&h.created_ms.to_le_bytes());
+    buf.extend_from_slice(&h.rotate_at_ms.to_le_bytes());
+    debug_assert_eq!(buf.len(), SH3_SALT_OFFSET);
+    buf.extend_from_slice(&h.salt.to_le_bytes());
     buf.extend_from_slice(&0u32.to_le_bytes());
-    debug_assert_eq!(buf.len(), SH_CRC_OFFSET);
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&buf), key);
+    debug_assert_eq!(buf.len(), SH3_CRC_OFFSET);
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&buf), h.key);
     buf.extend_from_slice(&crc.to_le_bytes());
-    buf.extend_from_slice(key);
+    buf.extend_from_slice(h.key);
     buf
 }
 
-/// Decode a header of either version from the first bytes of a segment file.
+/// Decode a header of any version from the first bytes of a segment file.
 ///
 /// `bytes` should hold the first [`MAX_HEADER_LEN`] bytes of the file, or the
 /// whole file if it is shorter. Never allocates more than the key length,
@@ -120,9 +131,18 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderDefect> {
     match get_u32(fixed_v1, SH_VERSION_OFFSET) {
         // nano-wal 0.5 wrote a u64 zero here; the whole u64 must be zero.
         0 if get_u64(fixed_v1, SH_VERSION_OFFSET) == 0 => decode_v1(bytes, fixed_v1),
-        FORMAT_VERSION_CURRENT => decode_v2(bytes),
+        FORMAT_VERSION_V2 => decode_checked(bytes, &V2_LAYOUT),
+        FORMAT_VERSION_CURRENT => decode_checked(bytes, &V3_LAYOUT),
         other => Err(HeaderDefect::UnsupportedVersion(other)),
     }
+}
+
+/// The salt a damaged version-3 header stores, if its bytes are there: the
+/// best guess for checking whether records follow the damage.
+pub(crate) fn stored_salt(bytes: &[u8]) -> Option<u64> {
+    let fixed = bytes.get(..SH3_CRC_OFFSET)?;
+    (get_u32(fixed, SH_VERSION_OFFSET) == FORMAT_VERSION_CURRENT)
+        .then(|| get_u64(fixed, SH3_SALT_OFFSET))
 }
 
 fn decode_v1(bytes: &[u8], fixed: &[u8]) -> Result<SegmentHeader, HeaderDefect> {
@@ -144,41 +164,70 @@ fn decode_v1(bytes: &[u8], fixed: &[u8]) -> Result<SegmentHeader, HeaderDefect> 
         sequence: None,
         created_ms: 0,
         rotate_at_ms: expiration_secs.saturating_mul(1000),
+        salt: 0,
         len,
     })
 }
 
-fn decode_v2(bytes: &[u8]) -> Result<SegmentHeader, HeaderDefect> {
-    let fixed = bytes.get(..SH_FIXED_LEN).ok_or(HeaderDefect::Short {
-        needed: SH_FIXED_LEN,
+/// Where the fields of a checksummed header version lie.
+struct Layout {
+    version: u32,
+    salt: Option<usize>,
+    flags: usize,
+    crc: usize,
+    fixed_len: usize,
+}
+
+const V2_LAYOUT: Layout = Layout {
+    version: FORMAT_VERSION_V2,
+    salt: None,
+    flags: SH2_FLAGS_OFFSET,
+    crc: SH2_CRC_OFFSET,
+    fixed_len: SH2_FIXED_LEN,
+};
+
+const V3_LAYOUT: Layout = Layout {
+    version: FORMAT_VERSION_CURRENT,
+    salt: Some(SH3_SALT_OFFSET),
+    flags: SH3_FLAGS_OFFSET,
+    crc: SH3_CRC_OFFSET,
+    fixed_len: SH3_FIXED_LEN,
+};
+
+fn decode_checked(bytes: &[u8], layout: &Layout) -> Result<SegmentHeader, HeaderDefect> {
+    let fixed = bytes.get(..layout.fixed_len).ok_or(HeaderDefect::Short {
+        needed: layout.fixed_len,
         have: bytes.len(),
     })?;
     let key_len = u64::from(get_u32(fixed, SH_KEY_LEN_OFFSET));
     if key_len > MAX_KEY_BYTES as u64 {
         return Err(HeaderDefect::KeyTooLong(key_len));
     }
-    let len =
-        SH_FIXED_LEN + usize::try_from(key_len).map_err(|_| HeaderDefect::KeyTooLong(key_len))?;
-    let key = bytes.get(SH_FIXED_LEN..len).ok_or(HeaderDefect::Short {
-        needed: len,
-        have: bytes.len(),
-    })?;
-    let stored = get_u32(fixed, SH_CRC_OFFSET);
-    let computed = crc32c::crc32c_append(crc32c::crc32c(&fixed[..SH_CRC_OFFSET]), key);
+    let len = layout.fixed_len
+        + usize::try_from(key_len).map_err(|_| HeaderDefect::KeyTooLong(key_len))?;
+    let key = bytes
+        .get(layout.fixed_len..len)
+        .ok_or(HeaderDefect::Short {
+            needed: len,
+            have: bytes.len(),
+        })?;
+    let stored = get_u32(fixed, layout.crc);
+    let computed = crc32c::crc32c_append(crc32c::crc32c(&fixed[..layout.crc]), key);
     if stored != computed {
         return Err(HeaderDefect::Checksum);
     }
-    let flags = get_u32(fixed, SH_FLAGS_OFFSET);
+    let flags = get_u32(fixed, layout.flags);
     if flags != 0 {
         return Err(HeaderDefect::UnknownFlags(flags));
     }
     Ok(SegmentHeader {
-        version: FORMAT_VERSION_CURRENT,
+        version: layout.version,
         key: key.to_vec(),
         key_hash: Some(get_u64(fixed, SH_KEY_HASH_OFFSET)),
         sequence: Some(get_u64(fixed, SH_SEQUENCE_OFFSET)),
         created_ms: get_u64(fixed, SH_CREATED_OFFSET),
         rotate_at_ms: get_u64(fixed, SH_ROTATE_AT_OFFSET),
+        salt: layout.salt.map_or(0, |at| get_u64(fixed, at)),
         len,
     })
 }
@@ -187,11 +236,23 @@ fn decode_v2(bytes: &[u8]) -> Result<SegmentHeader, HeaderDefect> {
 mod tests {
     use super::*;
 
+    fn header(key: &[u8], key_hash: u64, sequence: u64) -> NewHeader<'_> {
+        NewHeader {
+            key,
+            key_hash,
+            sequence,
+            created_ms: 1_000,
+            rotate_at_ms: 2_000,
+            salt: 0x5a17_5a17_5a17_5a17,
+        }
+    }
+
     #[test]
-    fn v2_round_trip() {
-        let buf = encode(b"orders", 42, 3, 1_000, 2_000);
+    fn v3_round_trip() {
+        let buf = encode(&header(b"orders", 42, 3));
         let h = decode(&buf).expect("decodes");
-        assert_eq!(h.version, 2);
+        assert_eq!(h.version, 3);
+        assert_eq!(h.salt, 0x5a17_5a17_5a17_5a17);
         assert_eq!(h.key, b"orders");
         assert_eq!(h.key_hash, Some(42));
         assert_eq!(h.sequence, Some(3));
@@ -216,7 +277,7 @@ mod tests {
 
     #[test]
     fn every_truncation_and_bit_flip_is_rejected() {
-        let buf = encode(b"key", 1, 1, 5, 6);
+        let buf = encode(&header(b"key", 1, 1));
         for cut in 0..buf.len() {
             assert!(decode(&buf[..cut]).is_err(), "cut {cut}");
         }
@@ -231,12 +292,40 @@ mod tests {
 
     #[test]
     fn unknown_version_and_long_key_are_refused() {
-        let mut buf = encode(b"k", 1, 1, 0, 0);
+        let mut buf = encode(&header(b"k", 1, 1));
         buf[SH_VERSION_OFFSET] = 9;
         assert_eq!(decode(&buf), Err(HeaderDefect::UnsupportedVersion(9)));
         let mut v1 = b"NANO-LOG".to_vec();
         v1.extend_from_slice(&[0u8; 16]);
         v1.extend_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(decode(&v1), Err(HeaderDefect::KeyTooLong(u64::MAX)));
+    }
+
+    #[test]
+    fn v2_header_decodes_without_a_salt() {
+        // nano-wal 0.6's layout, built field by field.
+        let mut buf = b"NANO-LOG".to_vec();
+        buf.extend_from_slice(&2u32.to_le_bytes());
+        buf.extend_from_slice(&3u32.to_le_bytes());
+        for field in [42u64, 7, 1_000, 2_000] {
+            buf.extend_from_slice(&field.to_le_bytes());
+        }
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&buf), b"abc");
+        buf.extend_from_slice(&crc.to_le_bytes());
+        buf.extend_from_slice(b"abc");
+        let h = decode(&buf).expect("decodes");
+        assert_eq!((h.version, h.salt, h.len), (2, 0, 59));
+        assert_eq!((h.key_hash, h.sequence), (Some(42), Some(7)));
+        assert_eq!(h.key, b"abc");
+    }
+
+    #[test]
+    fn the_salt_of_a_damaged_header_is_still_read() {
+        let mut buf = encode(&header(b"k", 1, 1));
+        buf[SH3_CRC_OFFSET] ^= 1;
+        assert_eq!(decode(&buf), Err(HeaderDefect::Checksum));
+        assert_eq!(stored_salt(&buf), Some(0x5a17_5a17_5a17_5a17));
+        assert_eq!(stored_salt(&buf[..SH3_CRC_OFFSET - 1]), None);
     }
 }

@@ -84,7 +84,7 @@ impl SegmentInfo {
     }
 
     fn expired(&self, now_unix_ms: u64, retention_ms: u64) -> bool {
-        self.rotate_at_unix_ms.saturating_add(retention_ms) <= now_unix_ms
+        crate::rules::retention::expired(self.rotate_at_unix_ms, now_unix_ms, retention_ms)
     }
 
     fn of(seg: &Segment) -> Self {
@@ -364,7 +364,9 @@ impl Inspector {
                 .segments
                 .first()
                 .filter(|first| stats.segments.len() > 1 || first.has_records())
-                .map(|first| first.rotate_at_unix_ms.saturating_add(retention_ms));
+                .map(|first| {
+                    crate::rules::retention::expires_at_ms(first.rotate_at_unix_ms, retention_ms)
+                });
             keys.push(stats);
         }
         Ok(WalStats {

@@ -3,8 +3,8 @@
 
 use crate::cursor::{Cursor, SegmentMeta};
 use crate::error::{Result, WalError, io_at};
+use crate::format::FORMAT_VERSION_LEGACY;
 use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN};
-use crate::format::{FORMAT_VERSION_CURRENT, FORMAT_VERSION_LEGACY, SH_FIXED_LEN};
 use crate::key::{key_hash, parse_segment_file_name};
 use crate::options::WalBuilder;
 use crate::recovery::TornTail;
@@ -260,13 +260,8 @@ impl Run<'_> {
                 Err(Problem::Bad(why)) if seq == last_seq => {
                     // Nothing valid after an unreadable newest header: a
                     // segment whose creation a crash cut short.
-                    let meta = SegmentMeta {
-                        key_hash: hash,
-                        sequence: seq,
-                        version: FORMAT_VERSION_CURRENT,
-                    };
                     match Cursor::default()
-                        .any_valid_after(&*file, meta, SH_FIXED_LEN as u64, len)
+                        .valid_record_after_damaged_header(&*file, (hash, seq), &head, len)
                         .map_err(|e| io_at(&path, "read", e))?
                     {
                         Some(q) => self.corrupt(
@@ -294,6 +289,7 @@ impl Run<'_> {
                     key_hash: hash,
                     sequence: seq,
                     version: header.version,
+                    salt: header.salt,
                 },
                 header_len: header.len as u64,
                 rotate_at_ms: header.rotate_at_ms,
@@ -313,7 +309,7 @@ impl Run<'_> {
     fn gaps(&mut self, opened: &mut Vec<Opened>) {
         let v2: Vec<&Opened> = opened
             .iter()
-            .filter(|o| o.meta.version == FORMAT_VERSION_CURRENT)
+            .filter(|o| o.meta.version != FORMAT_VERSION_LEGACY)
             .collect();
         let Some(after_gap) = v2
             .windows(2)
@@ -327,9 +323,9 @@ impl Run<'_> {
             .iter()
             .take_while(|o| o.meta.sequence < after_gap)
             .count();
-        let expired = opened[..below]
-            .iter()
-            .all(|o| o.rotate_at_ms.saturating_add(self.retention_ms) <= self.now_unix_ms);
+        let expired = opened[..below].iter().all(|o| {
+            crate::rules::retention::expired(o.rotate_at_ms, self.now_unix_ms, self.retention_ms)
+        });
         if expired {
             for leftover in opened.drain(..below) {
                 self.report.expired_leftovers.push(leftover.path);

@@ -27,6 +27,9 @@ pub struct Faults {
     pub stall_writes_to: Mutex<Option<String>>,
     /// Every write fails with ENOSPC (after writing half its bytes) while set.
     pub disk_full: AtomicBool,
+    /// Once reads have asked for more bytes than this (if non-zero), every
+    /// read fails: a bound on how much a code path may read.
+    pub read_budget_bytes: AtomicU64,
 }
 
 impl Faults {
@@ -67,9 +70,17 @@ struct FaultyFile {
 impl StorageFile for FaultyFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.faults.reads.fetch_add(1, Ordering::SeqCst);
-        self.faults
+        let total = self
+            .faults
             .read_bytes
-            .fetch_add(buf.len() as u64, Ordering::SeqCst);
+            .fetch_add(buf.len() as u64, Ordering::SeqCst)
+            + buf.len() as u64;
+        let budget = self.faults.read_budget_bytes.load(Ordering::SeqCst);
+        if budget > 0 && total > budget {
+            return Err(io::Error::other(format!(
+                "read budget of {budget} bytes exceeded"
+            )));
+        }
         self.inner.read_at(buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
