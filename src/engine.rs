@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::cache::{Evicted, HandleCache};
-use crate::error::{Result, WalError, io_at};
+use crate::error::{PoisonCause, Result, WalError, io_at};
 use crate::keylog::KeyLog;
 use crate::options::Config;
 use crate::segment::Segment;
@@ -56,6 +56,15 @@ pub(crate) struct Engine {
     dir_generation: AtomicU64,
     /// Which directory changes are known durable.
     dir_durability: Watermark,
+}
+
+/// fdatasync a segment's file; a failure is the cause that poisons it.
+fn sync_segment(
+    seg: &Segment,
+    file: &Arc<dyn StorageFile>,
+) -> std::result::Result<(), PoisonCause> {
+    file.sync_data()
+        .map_err(|e| PoisonCause::new(io_at(&seg.path, "fdatasync", e)))
 }
 
 /// `EMFILE`/`ENFILE`: the process or system is out of file descriptors.
@@ -166,13 +175,15 @@ impl Engine {
 
     /// Record a failed fsync on disk (once per handle), so no writer opens
     /// in this boot; returns `msg`, extended if recording failed too.
-    fn note_sync_failure(&self, msg: String) -> String {
+    fn note_sync_failure(&self, cause: PoisonCause) -> PoisonCause {
         if self.read_only.is_some() || self.sync_failure_noted.swap(true, Ordering::AcqRel) {
-            return msg;
+            return cause;
         }
-        match crate::marker::record(self, &msg) {
-            Ok(()) => msg,
-            Err(e) => format!("{msg}; recording the failure in the directory failed too: {e}"),
+        match crate::marker::record(self, &cause.to_string()) {
+            Ok(()) => cause,
+            Err(e) => cause.noting(format_args!(
+                "recording the failure in the directory failed too: {e}"
+            )),
         }
     }
 
@@ -189,13 +200,12 @@ impl Engine {
                 generation,
                 || self.dir_generation.load(Ordering::Acquire),
                 || 0,
-                || self.with_descriptor(|| self.config.storage.sync_dir(dir)),
+                || {
+                    self.with_descriptor(|| self.config.storage.sync_dir(dir))
+                        .map_err(|e| PoisonCause::new(io_at(dir, "fsync directory", e)))
+                },
             )
-            .map_err(|m| {
-                WalError::Poisoned(
-                    self.note_sync_failure(format!("directory {}: {m}", dir.display())),
-                )
-            })
+            .map_err(|cause| WalError::Poisoned(self.note_sync_failure(cause)))
     }
 
     /// Make the segment's bytes up to `target` durable, sharing the fsync
@@ -220,12 +230,11 @@ impl Engine {
             target,
             || seg.end(),
             || seg.durable_appenders(),
-            || file.sync_data(),
+            || sync_segment(seg, file),
         );
-        synced.map_err(|m| {
+        synced.map_err(|cause| {
             self.quarantine(seg, file);
-            let msg = format!("segment {}: {m}", seg.path.display());
-            WalError::Poisoned(self.note_sync_failure(msg))
+            WalError::Poisoned(self.note_sync_failure(cause))
         })
     }
 
@@ -233,12 +242,13 @@ impl Engine {
     /// a change of size). A failure poisons the segment like any failed fsync.
     pub fn sync_trim(&self, seg: &Arc<Segment>, file: &Arc<dyn StorageFile>) -> Result<()> {
         file.sync_data().map_err(|e| {
-            let msg = format!(
-                "segment {}: sync after trimming preallocated space failed: {e}",
-                seg.path.display()
-            );
-            seg.durability.poison(msg.clone());
-            WalError::Poisoned(self.note_sync_failure(msg))
+            let cause = PoisonCause::new(io_at(
+                &seg.path,
+                "fdatasync after trimming preallocated space of",
+                e,
+            ));
+            seg.durability.poison(cause.clone());
+            WalError::Poisoned(self.note_sync_failure(cause))
         })
     }
 
@@ -378,14 +388,17 @@ impl Engine {
             // while we are freeing them, and could wait on a directory sync
             // this very thread leads. `sync()` and every durable wait sync
             // the directory entry themselves before relying on the data.
-            let synced =
-                seg.durability
-                    .wait_synced(seg.end(), || seg.end(), || 0, || file.sync_data());
-            if let Err(m) = synced {
+            let synced = seg.durability.wait_synced(
+                seg.end(),
+                || seg.end(),
+                || 0,
+                || sync_segment(seg, file),
+            );
+            if let Err(cause) = synced {
                 // Not lost: the watermark keeps the failure, and every later
                 // append or durable wait on that segment returns it.
                 self.quarantine(seg, file);
-                self.note_sync_failure(format!("segment {}: {m}", seg.path.display()));
+                self.note_sync_failure(cause);
             }
         });
     }

@@ -56,13 +56,14 @@ pub enum WalError {
     #[error("this WAL handle is read-only: {0}")]
     ReadOnly(String),
     /// An earlier write or fsync failed, so this writer can no longer tell
-    /// what is on disk. Reopen the WAL to recover.
+    /// what is on disk. Reopen the WAL to recover. The cause is the first
+    /// failure, kept whole.
     #[error("the writer is poisoned by an earlier failure: {0}")]
-    Poisoned(String),
+    Poisoned(#[source] PoisonCause),
     /// The disk is full. No partial record was left visible; appends can be
-    /// retried once space is freed.
+    /// retried once space is freed. The `io::Error` is the source.
     #[error("storage full: {0}")]
-    StorageFull(String),
+    StorageFull(#[source] IoFailure),
     /// The segment uses a format version this crate does not know.
     #[error("unsupported format: {0}")]
     UnsupportedFormat(String),
@@ -74,14 +75,183 @@ pub enum WalError {
 /// Result type of every fallible operation in this crate.
 pub type Result<T> = std::result::Result<T, WalError>;
 
-/// Wrap an I/O error so its message names the file it concerns, keeping the
-/// error kind.
-pub(crate) fn io_at(path: &std::path::Path, what: &str, e: io::Error) -> WalError {
-    if e.kind() == io::ErrorKind::StorageFull {
-        return WalError::StorageFull(format!("{what} {}: {e}", path.display()));
+/// Why a writer is poisoned: the failure that poisoned it (its error is the
+/// source where it was kept), said once however often it is reported.
+/// Cloning shares it.
+#[derive(Debug, Clone)]
+pub struct PoisonCause {
+    what: std::sync::Arc<str>,
+    failure: Option<std::sync::Arc<WalError>>,
+}
+
+impl PoisonCause {
+    /// The cause for `failure`, kept as the source. A failure that is
+    /// itself a poisoning passes its cause on rather than nesting it.
+    pub(crate) fn new(failure: WalError) -> Self {
+        match failure {
+            WalError::Poisoned(cause) => cause,
+            other => Self {
+                what: other.to_string().into(),
+                failure: Some(std::sync::Arc::new(other)),
+            },
+        }
     }
-    WalError::Io(io::Error::new(
-        e.kind(),
-        format!("{what} {}: {e}", path.display()),
-    ))
+
+    /// The cause for a failure the caller also returns: its description
+    /// (or, if it is a poisoning, its cause).
+    pub(crate) fn describing(failure: &WalError) -> Self {
+        match failure {
+            WalError::Poisoned(cause) => cause.clone(),
+            other => Self::message(other.to_string()),
+        }
+    }
+
+    /// A cause known only by its description.
+    pub(crate) fn message(what: String) -> Self {
+        Self {
+            what: what.into(),
+            failure: None,
+        }
+    }
+
+    /// The same cause with a note added to its description.
+    pub(crate) fn noting(&self, note: impl std::fmt::Display) -> Self {
+        Self {
+            what: format!("{}; {note}", self.what).into(),
+            failure: self.failure.clone(),
+        }
+    }
+
+    /// Whether the description contains `text`.
+    pub fn contains(&self, text: &str) -> bool {
+        self.what.contains(text)
+    }
+}
+
+impl std::fmt::Display for PoisonCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl std::error::Error for PoisonCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.failure
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// An I/O error with the operation and the file it concerns.
+///
+/// [`WalError::Io`] holds it inside an `io::Error` of the same kind (so 0.5's
+/// `WalError::Io(e)` and `e.kind()` keep working): `e.get_ref()` downcasts to
+/// it, and the error chain reaches the original `io::Error` as its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} {}: {source}", path.display())]
+pub struct IoFailure {
+    operation: String,
+    path: std::path::PathBuf,
+    #[source]
+    source: io::Error,
+}
+
+impl IoFailure {
+    /// What was being done, e.g. `write` or `sync`.
+    pub fn operation(&self) -> &str {
+        &self.operation
+    }
+
+    /// The file or directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The operating system's error.
+    pub fn io_error(&self) -> &io::Error {
+        &self.source
+    }
+}
+
+/// Wrap an I/O error with the file and operation it concerns, keeping it
+/// whole as the source.
+pub(crate) fn io_at(path: &std::path::Path, what: &str, e: io::Error) -> WalError {
+    let kind = e.kind();
+    let failure = IoFailure {
+        operation: what.to_owned(),
+        path: path.to_path_buf(),
+        source: e,
+    };
+    if kind == io::ErrorKind::StorageFull {
+        return WalError::StorageFull(failure);
+    }
+    WalError::Io(io::Error::new(kind, failure))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn the_io_error_is_kept_as_the_source() {
+        let os = io::Error::from_raw_os_error(5);
+        let err = io_at(std::path::Path::new("/wal/a.log"), "sync", os);
+        let WalError::Io(wrapper) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(wrapper.kind(), io::Error::from_raw_os_error(5).kind());
+        let failure = wrapper
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<IoFailure>())
+            .expect("an IoFailure inside");
+        assert_eq!(
+            (failure.operation(), failure.path()),
+            ("sync", std::path::Path::new("/wal/a.log"))
+        );
+        // The chain: WalError -> io::Error -> the original io::Error.
+        let original = err
+            .source()
+            .and_then(|s| s.source())
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .expect("the original error in the chain");
+        assert_eq!(original.raw_os_error(), Some(5));
+        assert!(err.to_string().contains("sync /wal/a.log"), "{err}");
+    }
+
+    #[test]
+    fn a_poisoning_is_said_once_and_keeps_its_failure() {
+        let failure = io_at(
+            std::path::Path::new("/wal/a.log"),
+            "sync",
+            io::Error::from_raw_os_error(5),
+        );
+        let cause = PoisonCause::new(failure);
+        let again = PoisonCause::new(WalError::Poisoned(cause.clone()));
+        let err = WalError::Poisoned(again);
+        let text = err.to_string();
+        assert_eq!(text.matches("poisoned").count(), 1, "{text}");
+        assert!(matches!(
+            err.source()
+                .and_then(|c| c.source())
+                .and_then(|f| f.downcast_ref::<WalError>()),
+            Some(WalError::Io(_))
+        ));
+        let described = PoisonCause::describing(&WalError::Poisoned(cause));
+        assert!(described.contains("sync /wal/a.log"), "{described}");
+    }
+
+    #[test]
+    fn a_full_disk_keeps_its_io_error_too() {
+        let err = io_at(
+            std::path::Path::new("/wal/a.log"),
+            "write",
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        let WalError::StorageFull(failure) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(failure.io_error().kind(), io::ErrorKind::StorageFull);
+        assert!(err.source().is_some());
+    }
 }

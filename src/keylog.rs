@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
 use crate::engine::Engine;
 use crate::entry_ref::EntryRef;
-use crate::error::{Result, WalError, io_at};
+use crate::error::{PoisonCause, Result, WalError, io_at};
 use crate::format::FORMAT_VERSION_CURRENT;
 use crate::format::record;
 use crate::format::segment_header::{self, NewHeader};
@@ -53,7 +53,7 @@ pub(crate) type Touched = Vec<(Arc<Segment>, u64)>;
 pub(crate) struct Writer {
     pub active: Option<Arc<Segment>>,
     pub next_sequence: u64,
-    pub poisoned: Option<String>,
+    pub poisoned: Option<PoisonCause>,
     /// Size of the active segment's file, which may run past its data into
     /// preallocated zeros (FORMAT.md §7).
     pub allocated_end: u64,
@@ -174,8 +174,8 @@ impl KeyLog {
         now_ms: u64,
     ) -> Result<(Vec<EntryRef>, Touched)> {
         let mut w = self.lock_writer();
-        if let Some(msg) = &w.poisoned {
-            return Err(WalError::Poisoned(msg.clone()));
+        if let Some(cause) = &w.poisoned {
+            return Err(WalError::Poisoned(cause.clone()));
         }
         let mut refs = Vec::with_capacity(pending.records.len());
         let mut touched = Vec::new();
@@ -221,8 +221,8 @@ impl KeyLog {
         durable: bool,
     ) -> Result<AppendedOne> {
         let mut w = self.lock_writer();
-        if let Some(msg) = &w.poisoned {
-            return Err(WalError::Poisoned(msg.clone()));
+        if let Some(cause) = &w.poisoned {
+            return Err(WalError::Poisoned(cause.clone()));
         }
         let len = record.encoded_len() as u64;
         let seg = self.active_for(&mut w, engine, now_ms, len)?;
@@ -291,9 +291,9 @@ impl KeyLog {
         match file.set_len(pos) {
             Ok(()) if matches!(err, WalError::StorageFull(_)) => Err(err),
             Ok(()) | Err(_) => {
-                let msg = format!("{err}");
-                seg.durability.poison(msg.clone());
-                w.poisoned = Some(msg);
+                let cause = PoisonCause::describing(&err);
+                seg.durability.poison(cause.clone());
+                w.poisoned = Some(cause);
                 Err(err)
             }
         }
@@ -333,9 +333,9 @@ impl KeyLog {
         record_len: u64,
     ) -> Result<Arc<Segment>> {
         if let Some(seg) = w.active.clone() {
-            if let Some(msg) = seg.durability.failure() {
-                w.poisoned = Some(msg.clone());
-                return Err(WalError::Poisoned(msg));
+            if let Some(cause) = seg.durability.failure() {
+                w.poisoned = Some(cause.clone());
+                return Err(WalError::Poisoned(cause));
             }
             let time_up = now_ms >= seg.rotate_at_ms;
             let full =
@@ -385,7 +385,7 @@ impl KeyLog {
         // before them. So the old segment is synced before it is replaced.
         let end = seg.end();
         if let Err(e) = engine.make_durable(seg, end) {
-            w.poisoned = Some(format!("{e}"));
+            w.poisoned = Some(PoisonCause::describing(&e));
             return Err(e);
         }
         // Drop the preallocated zeros, durably, before any later segment
@@ -395,7 +395,7 @@ impl KeyLog {
         if let Some(file) = Self::cut_preallocation(w, engine, seg)?
             && let Err(e) = engine.sync_trim(seg, &file)
         {
-            w.poisoned = Some(format!("{e}"));
+            w.poisoned = Some(PoisonCause::describing(&e));
             return Err(e);
         }
         w.active = None;
@@ -439,7 +439,10 @@ impl KeyLog {
             // (sequences stay contiguous). If that fails too, a file with a
             // bad header would sit before later segments, so stop here.
             if let Err(rm) = storage.remove_file(&path) {
-                w.poisoned = Some(format!("{err}; then removing it failed: {rm}"));
+                w.poisoned = Some(
+                    PoisonCause::describing(&err)
+                        .noting(format_args!("then removing it failed: {rm}")),
+                );
             }
             return Err(err);
         }

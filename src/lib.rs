@@ -26,7 +26,7 @@ mod watermark;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry_ref::{EntryRef, ParseEntryRefError, Record, RecordView};
-pub use error::{Result, WalError};
+pub use error::{IoFailure, PoisonCause, Result, WalError};
 pub use format::{MAX_CONTENT_BYTES, MAX_HEADER_BYTES, MAX_KEY_BYTES};
 pub use iter::{Contents, Records};
 pub use key::key_hash;

@@ -12,7 +12,7 @@
 use std::io;
 
 use crate::engine::Engine;
-use crate::error::{Result, WalError, io_at};
+use crate::error::{PoisonCause, Result, WalError, io_at};
 use crate::options::Config;
 use crate::storage::{OpenMode, read_up_to, write_all_at};
 
@@ -59,12 +59,12 @@ pub(crate) fn check(config: &Config) -> Result<()> {
         .map_err(|e| io_at(&path, "read the boot id for", e))?;
     // An unknown boot id, then or now, cannot prove a restart.
     if boot.is_empty() || noted_boot.is_empty() || noted_boot == boot {
-        return Err(WalError::Poisoned(format!(
+        return Err(WalError::Poisoned(PoisonCause::message(format!(
             "an fsync failed earlier in this boot ({}); the page cache may hold data the disk lost. \
              Restart the machine before writing again, or remove {} to accept the risk",
             what.trim(),
             path.display()
-        )));
+        ))));
     }
     storage
         .remove_file(&path)

@@ -5,7 +5,7 @@
 //! them becomes the leader, reads how far data has been written, syncs once
 //! without holding the lock, and publishes the new watermark to everyone.
 
-use std::io;
+use crate::error::PoisonCause;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -15,7 +15,7 @@ struct State {
     syncing: bool,
     /// Set by a failed sync; never cleared. Retrying a failed fsync can
     /// "succeed" after the kernel dropped the dirty pages, so we never retry.
-    failed: Option<String>,
+    failed: Option<PoisonCause>,
     /// Threads blocked waiting for a sync in flight.
     waiting: usize,
 }
@@ -56,7 +56,7 @@ impl Watermark {
     }
 
     /// The failure that poisoned this watermark, if any.
-    pub fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<PoisonCause> {
         // Acquire pairs with the Release in `fail`: whoever sees the flag
         // also sees the message.
         if !self.has_failed.load(Ordering::Acquire) {
@@ -66,15 +66,15 @@ impl Watermark {
     }
 
     /// Record the first failure (the caller holds the lock).
-    fn fail(&self, st: &mut State, msg: String) {
-        st.failed.get_or_insert(msg);
+    fn fail(&self, st: &mut State, cause: PoisonCause) {
+        st.failed.get_or_insert(cause);
         self.has_failed.store(true, Ordering::Release);
     }
 
-    /// Mark as failed: every later wait reports `msg`.
-    pub fn poison(&self, msg: String) {
+    /// Mark as failed: every later wait reports `cause`.
+    pub fn poison(&self, cause: PoisonCause) {
         let mut st = relock(self.state.lock());
-        self.fail(&mut st, msg);
+        self.fail(&mut st, cause);
         self.changed.notify_all();
     }
 
@@ -110,8 +110,8 @@ impl Watermark {
         target: u64,
         written: impl Fn() -> u64,
         appenders: impl Fn() -> usize,
-        sync: impl Fn() -> io::Result<()>,
-    ) -> Result<(), String> {
+        sync: impl Fn() -> Result<(), PoisonCause>,
+    ) -> Result<(), PoisonCause> {
         let mut st = relock(self.state.lock());
         loop {
             if let Some(msg) = &st.failed {
@@ -136,7 +136,7 @@ impl Watermark {
             st.syncing = false;
             match result {
                 Ok(()) => st.synced_through = st.synced_through.max(through),
-                Err(e) => self.fail(&mut st, format!("sync failed: {e}")),
+                Err(cause) => self.fail(&mut st, cause),
             }
             self.changed.notify_all();
         }
@@ -173,7 +173,7 @@ mod tests {
             })
             .collect();
         for t in threads {
-            assert_eq!(t.join().ok(), Some(Ok(())));
+            assert!(matches!(t.join().ok(), Some(Ok(()))));
         }
         assert!(wm.synced_through() >= 16);
         assert!(syncs.load(Ordering::SeqCst) <= 16);
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn a_failed_sync_poisons_forever() {
         let wm = Watermark::new(0);
-        let err = wm.wait_synced(5, || 5, || 1, || Err(io::Error::other("EIO")));
+        let err = wm.wait_synced(5, || 5, || 1, || Err(PoisonCause::message("EIO".into())));
         assert!(err.is_err());
         // A later sync that would succeed is never attempted.
         assert!(wm.wait_synced(5, || 5, || 1, || Ok(())).is_err());

@@ -109,7 +109,7 @@ fn a_failed_fsync_blocks_writers_for_the_rest_of_the_boot() -> Result<(), WalErr
     assert!(marker.exists(), "the failure is recorded in the directory");
     let reopened = Wal::builder(dir.path()).open();
     assert!(
-        matches!(&reopened, Err(WalError::Poisoned(m)) if m.contains("Restart the machine")),
+        matches!(&reopened, Err(WalError::Poisoned(cause)) if cause.contains("Restart the machine")),
         "{reopened:?}"
     );
     // Readers may still look.
@@ -125,5 +125,38 @@ fn a_failed_fsync_blocks_writers_for_the_rest_of_the_boot() -> Result<(), WalErr
     let wal = Wal::builder(dir.path()).open()?;
     assert!(!marker.exists(), "a note from an earlier boot is removed");
     wal.append_entry("k", None, Bytes::from("after reboot"), true)?;
+    Ok(())
+}
+
+#[test]
+fn a_poisoned_writer_names_its_first_failure_once_with_the_io_error_as_source()
+-> Result<(), WalError> {
+    use std::error::Error as _;
+    let dir = tempfile::tempdir()?;
+    let (storage, faults) = common::FaultyStorage::create();
+    let wal = Wal::builder(dir.path()).storage(storage).open()?;
+    wal.append_entry("k", None, Bytes::from("before"), true)?;
+    faults.fail_sync.store(true, Ordering::SeqCst);
+    let first = wal.append_entry("k", None, Bytes::from("x"), true);
+    faults.fail_sync.store(false, Ordering::SeqCst);
+    let second = wal.append_entry("k", None, Bytes::from("y"), false);
+    for err in [first, second] {
+        let Err(err @ WalError::Poisoned(_)) = err else {
+            panic!("expected Poisoned, got {err:?}")
+        };
+        let text = err.to_string();
+        assert_eq!(text.matches("poisoned").count(), 1, "{text}");
+        assert!(text.contains("injected EIO on fsync"), "{text}");
+        // The chain reaches the operating system's error.
+        let mut source = err.source();
+        let mut found = false;
+        while let Some(s) = source {
+            found |= s
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.to_string() == "injected EIO on fsync");
+            source = s.source();
+        }
+        assert!(found, "no io::Error in the chain of {err:?}");
+    }
     Ok(())
 }
