@@ -29,8 +29,8 @@ use nano_wal::Wal;
 
 /// Bytes cut off the end of the segment file.
 const CUT_BYTES: u64 = 64 << 10;
-/// Fixed bytes of a version-2 record before its header and content.
-const RECORD_FIXED_BYTES: u64 = 20;
+/// Fixed bytes of a record (format version 3) before its header and content.
+const RECORD_FIXED_BYTES: u64 = 24;
 /// The key the record is appended to.
 const KEY: &str = "torn";
 
