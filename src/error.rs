@@ -1,6 +1,7 @@
 //! The crate's single error type.
 
 use std::io;
+use std::path::PathBuf;
 
 /// Everything that can go wrong in a [`crate::Wal`] operation.
 ///
@@ -69,14 +70,35 @@ pub enum WalError {
     /// The WAL was closed or shut down.
     #[error("the WAL has been closed")]
     Closed,
+    /// A file in the WAL directory that the WAL uses by name (a segment,
+    /// `nano-wal.lock`, `nano-wal.fsync-failed`) is not one it could have
+    /// written: a symbolic link, or something other than a regular file (a
+    /// directory, a FIFO) (FORMAT.md §1). The WAL never follows, writes,
+    /// cuts or deletes such a file; move it out of the directory (or, for a
+    /// link, replace it with the file itself) and open again.
+    #[error("foreign file {}: {reason}; nano-wal does not touch it", path.display())]
+    ForeignFile {
+        /// The file, in the WAL directory.
+        path: PathBuf,
+        /// What it is instead.
+        reason: String,
+    },
 }
 
 /// Result type of every fallible operation in this crate.
 pub type Result<T> = std::result::Result<T, WalError>;
 
 /// Wrap an I/O error so its message names the file it concerns, keeping the
-/// error kind.
+/// error kind. A storage's refusal of a path that is not a regular file
+/// ([`crate::storage::not_a_regular_file`]) becomes
+/// [`WalError::ForeignFile`]: every open and lock goes through here.
 pub(crate) fn io_at(path: &std::path::Path, what: &str, e: io::Error) -> WalError {
+    if let Some(kind) = crate::storage::refused_file_type(&e) {
+        return WalError::ForeignFile {
+            path: path.to_path_buf(),
+            reason: format!("it is {kind}, not a regular file"),
+        };
+    }
     if e.kind() == io::ErrorKind::StorageFull {
         return WalError::StorageFull(format!("{what} {}: {e}", path.display()));
     }

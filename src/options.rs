@@ -248,8 +248,10 @@ impl WalBuilder {
     /// [`WalError::Locked`] if another writer holds it.
     ///
     /// # Errors
-    /// Invalid configuration, a held lock, I/O errors, and corruption that
-    /// the recovery mode does not tolerate.
+    /// Invalid configuration, a held lock, I/O errors, corruption that the
+    /// recovery mode does not tolerate, and [`WalError::ForeignFile`] for a
+    /// file in the directory that the WAL will not touch (a symbolic link, a
+    /// directory named like a segment).
     pub fn open(self) -> Result<crate::Wal> {
         crate::Wal::open_with(self, false)
     }
