@@ -72,8 +72,9 @@ pub enum WalError {
     Closed,
     /// A file in the WAL directory that the WAL uses by name (a segment,
     /// `nano-wal.lock`, `nano-wal.fsync-failed`) is not one it could have
-    /// written: a symbolic link, or something other than a regular file (a
-    /// directory, a FIFO) (FORMAT.md §1). The WAL never follows, writes,
+    /// written: a symbolic link, something other than a regular file (a
+    /// directory, a FIFO), or a segment-named file whose bytes cannot be the
+    /// start of a segment (FORMAT.md §1, §8). The WAL never follows, writes,
     /// cuts or deletes such a file; move it out of the directory (or, for a
     /// link, replace it with the file itself) and open again.
     #[error("foreign file {}: {reason}; nano-wal does not touch it", path.display())]

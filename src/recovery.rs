@@ -131,7 +131,10 @@ fn load_key(
                 next_sequence = seq;
                 continue;
             }
-            Err(Problem::Bad(why)) => return Err(corrupted(&path, 0, why)),
+            Err(Problem::Bad(why)) => {
+                refuse_foreign(&path, &*file, (hash, seq, len))?;
+                return Err(corrupted(&path, 0, why));
+            }
         };
         key.get_or_insert_with(|| header.key.clone());
         let seg = Arc::new(Segment::new(
@@ -295,7 +298,29 @@ fn drop_compaction_leftovers(
     Ok(())
 }
 
-/// The last segment's header is unreadable. With nothing valid after it,
+/// `ForeignFile` for a segment-named file whose header is unusable and
+/// whose bytes this WAL cannot have written (`origin::foreign`).
+fn refuse_foreign(
+    path: &std::path::Path,
+    file: &dyn StorageFile,
+    (hash, seq, len): (u64, u64, u64),
+) -> Result<()> {
+    let meta = SegmentMeta {
+        key_hash: hash,
+        sequence: seq,
+        version: FORMAT_VERSION_CURRENT,
+    };
+    match crate::origin::foreign(file, meta, len).map_err(|e| io_at(path, "read", e))? {
+        Some(reason) => Err(WalError::ForeignFile {
+            path: path.to_path_buf(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The last segment's header is unreadable. A file this WAL cannot have
+/// written is refused, never deleted. With nothing valid after the header,
 /// it is a segment whose creation was torn by a crash: it never held an
 /// acknowledged record, so it is removed. Otherwise it is corruption.
 fn torn_header(
@@ -306,6 +331,7 @@ fn torn_header(
     defect: &str,
     report: &mut RecoveryReport,
 ) -> Result<()> {
+    refuse_foreign(path, file, (hash, seq, len))?;
     let meta = SegmentMeta {
         key_hash: hash,
         sequence: seq,

@@ -232,6 +232,31 @@ impl Run<'_> {
         );
     }
 
+    /// Report a segment-named file with an unusable header as foreign if
+    /// this WAL cannot have written it (the rule recovery applies); true if
+    /// it was.
+    fn refused_foreign(
+        &mut self,
+        path: &Path,
+        file: &dyn StorageFile,
+        hash: u64,
+        seq: u64,
+        len: u64,
+    ) -> Result<bool> {
+        let meta = SegmentMeta {
+            key_hash: hash,
+            sequence: seq,
+            version: FORMAT_VERSION_CURRENT,
+        };
+        match crate::origin::foreign(file, meta, len).map_err(|e| io_at(path, "read", e))? {
+            Some(reason) => {
+                self.foreign(path, reason);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Check one key's segments: their headers first, as recovery does,
     /// then every record.
     fn key(&mut self, hash: u64, files: &BTreeMap<u64, String>) -> Result<()> {
@@ -270,6 +295,10 @@ impl Run<'_> {
                 Err(Problem::Unsupported(v)) => {
                     let why = format!("format version {v}; this build reads versions 1 and 2");
                     self.corrupt(&path, 0, why);
+                    self.advance(len);
+                    continue;
+                }
+                Err(Problem::Bad(_)) if self.refused_foreign(&path, &*file, hash, seq, len)? => {
                     self.advance(len);
                     continue;
                 }
