@@ -44,15 +44,14 @@ pub struct ParseEntryRefError(String);
 impl FromStr for EntryRef {
     type Err = ParseEntryRefError;
 
+    /// Parse exactly the form [`Display`](fmt::Display) prints: three
+    /// decimal numbers separated by `:`, digits only (no sign, no
+    /// whitespace), without leading zeros (except `0` itself), each within
+    /// `u64`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseEntryRefError(s.to_owned());
         let mut parts = s.split(':');
-        let mut next = || {
-            parts
-                .next()
-                .and_then(|p| p.parse::<u64>().ok())
-                .ok_or_else(err)
-        };
+        let mut next = || parts.next().and_then(parse_canonical_u64).ok_or_else(err);
         let r = EntryRef {
             key_hash: next()?,
             sequence_number: next()?,
@@ -63,6 +62,16 @@ impl FromStr for EntryRef {
         }
         Ok(r)
     }
+}
+
+/// A `u64` written as `Display` writes it, or `None`.
+fn parse_canonical_u64(s: &str) -> Option<u64> {
+    let digits_only = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let leading_zero = s.len() > 1 && s.starts_with('0');
+    if !digits_only || leading_zero {
+        return None;
+    }
+    s.parse().ok()
 }
 
 /// A record read back with everything stored with it.
@@ -93,4 +102,71 @@ pub struct RecordView<'a> {
     /// Append time in milliseconds since the Unix epoch; `None` for records
     /// written by nano-wal 0.5.
     pub timestamp_unix_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EntryRef;
+
+    fn parse(s: &str) -> Option<EntryRef> {
+        s.parse().ok()
+    }
+
+    /// `FromStr` accepts exactly what `Display` prints, and nothing else.
+    #[test]
+    fn from_str_accepts_exactly_the_display_form() {
+        for (s, key_hash, sequence_number, offset) in [
+            ("0:1:0", 0, 1, 0),
+            ("42:1:0", 42, 1, 0),
+            ("18446744073709551615:1:2", u64::MAX, 1, 2),
+            (
+                "7:18446744073709551615:18446744073709551615",
+                7,
+                u64::MAX,
+                u64::MAX,
+            ),
+        ] {
+            let r = EntryRef {
+                key_hash,
+                sequence_number,
+                offset,
+            };
+            assert_eq!(parse(s), Some(r), "{s}");
+            assert_eq!(r.to_string(), s, "round trip of {s}");
+        }
+        // Signs, leading zeros and whitespace: forms `Display` never prints.
+        for s in [
+            "+1:+2:+3",
+            "+1:2:3",
+            "1:2:+3",
+            "-1:2:3",
+            "01:002:0003",
+            "1:2:03",
+            "00:1:0",
+            " 1:2:3",
+            "1:2:3 ",
+            "1: 2:3",
+            "1:2:3\n",
+        ] {
+            assert_eq!(parse(s), None, "{s:?}");
+        }
+        // Not three decimal fields within u64.
+        for s in [
+            "",
+            ":",
+            "1:2",
+            "1:2:",
+            "1::3",
+            ":1:2:3",
+            "1:2:3:",
+            "1:2:3:4",
+            "18446744073709551616:1:2",
+            "1:2:3x",
+            "0x1:2:3",
+            "1_000:2:3",
+            "١:2:3",
+        ] {
+            assert_eq!(parse(s), None, "{s:?}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The crate's single error type.
 
 use std::io;
+use std::path::PathBuf;
 
 /// Everything that can go wrong in a [`crate::Wal`] operation.
 ///
@@ -70,6 +71,20 @@ pub enum WalError {
     /// The WAL was closed or shut down.
     #[error("the WAL has been closed")]
     Closed,
+    /// A file in the WAL directory that the WAL uses by name (a segment,
+    /// `nano-wal.lock`, `nano-wal.fsync-failed`) is not one it could have
+    /// written: a symbolic link, something other than a regular file (a
+    /// directory, a FIFO), or a segment-named file whose bytes cannot be the
+    /// start of a segment (FORMAT.md §1, §8). The WAL never follows, writes,
+    /// cuts or deletes such a file; move it out of the directory (or, for a
+    /// link, replace it with the file itself) and open again.
+    #[error("foreign file {}: {reason}; nano-wal does not touch it", path.display())]
+    ForeignFile {
+        /// The file, in the WAL directory.
+        path: PathBuf,
+        /// What it is instead.
+        reason: String,
+    },
 }
 
 /// Result type of every fallible operation in this crate.
@@ -176,6 +191,15 @@ impl IoFailure {
 /// Wrap an I/O error with the file and operation it concerns, keeping it
 /// whole as the source.
 pub(crate) fn io_at(path: &std::path::Path, what: &str, e: io::Error) -> WalError {
+    // A storage's refusal of a path that is not a regular file
+    // ([`crate::storage::not_a_regular_file`]) becomes `ForeignFile`: every
+    // open and lock goes through here.
+    if let Some(kind) = crate::storage::refused_file_type(&e) {
+        return WalError::ForeignFile {
+            path: path.to_path_buf(),
+            reason: format!("it is {kind}, not a regular file"),
+        };
+    }
     let kind = e.kind();
     let failure = IoFailure {
         operation: what.to_owned(),

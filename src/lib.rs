@@ -16,6 +16,7 @@ mod key;
 mod keylog;
 mod marker;
 mod options;
+mod origin;
 mod recovery;
 mod retention;
 mod rules;

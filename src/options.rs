@@ -230,6 +230,12 @@ impl WalBuilder {
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.config.dir.as_os_str().is_empty() {
+            // Would put the lock and the segments in the current directory.
+            return Err(WalError::InvalidConfig(
+                "the WAL directory path is empty".into(),
+            ));
+        }
         self.config.options.validate()?;
         if self.config.max_segment_bytes < MIN_SEGMENT_BYTES {
             return Err(WalError::InvalidConfig(format!(
@@ -248,8 +254,12 @@ impl WalBuilder {
     /// [`WalError::Locked`] if another writer holds it.
     ///
     /// # Errors
-    /// Invalid configuration, a held lock, I/O errors, and corruption that
-    /// the recovery mode does not tolerate.
+    /// Invalid configuration ([`WalError::InvalidConfig`], also for an empty
+    /// path), a held lock, I/O errors, corruption that the recovery mode does
+    /// not tolerate, and [`WalError::ForeignFile`] for a
+    /// file in the directory that the WAL will not touch (a symbolic link, a
+    /// directory named like a segment, a segment-named file it did not
+    /// write).
     pub fn open(self) -> Result<crate::Wal> {
         crate::Wal::open_with(self, false)
     }

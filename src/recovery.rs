@@ -143,7 +143,10 @@ fn load_key(
                 next_sequence = seq;
                 continue;
             }
-            Err(Problem::Bad(why)) => return Err(corrupted(&path, 0, why)),
+            Err(Problem::Bad(why)) => {
+                refuse_foreign(&path, &*file, (hash, seq), len)?;
+                return Err(corrupted(&path, 0, why));
+            }
         };
         key.get_or_insert_with(|| header.key.clone());
         let seg = Arc::new(Segment::new(SegmentInit {
@@ -328,7 +331,25 @@ struct DamagedHeader<'a> {
     len: u64,
 }
 
-/// The last segment's header is unreadable. With nothing valid after it,
+/// `ForeignFile` for a segment-named file whose header is unusable and
+/// whose bytes this WAL cannot have written (`origin::foreign`).
+fn refuse_foreign(
+    path: &std::path::Path,
+    file: &dyn StorageFile,
+    ids: (u64, u64),
+    len: u64,
+) -> Result<()> {
+    match crate::origin::foreign(file, ids, len).map_err(|e| io_at(path, "read", e))? {
+        Some(reason) => Err(WalError::ForeignFile {
+            path: path.to_path_buf(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The last segment's header is unreadable. A file this WAL cannot have
+/// written is refused, never deleted. With nothing valid after the header,
 /// it is a segment whose creation was torn by a crash: it never held an
 /// acknowledged record, so it is removed. Otherwise it is corruption.
 fn torn_header(
@@ -344,6 +365,7 @@ fn torn_header(
         head,
         len,
     } = *damaged;
+    refuse_foreign(path, file, ids, len)?;
     if let Some(q) = Cursor::default()
         .valid_record_after_damaged_header(file, ids, head, len)
         .map_err(|e| io_at(path, "read", e))?

@@ -3,9 +3,14 @@
 //! engine. [`StdStorage`] calls std directly.
 //!
 //! This interface is for testing and may change in any release.
+//!
+//! The engine only ever works on regular files inside its directory: a
+//! [`Storage`] refuses to open (or lock) a path that is a symbolic link or
+//! anything but a regular file, with the error [`not_a_regular_file`]
+//! makes, and the engine reports it as [`crate::WalError::ForeignFile`].
 
 use std::any::Any;
-use std::fmt::Debug;
+use std::fmt::{self, Debug};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
@@ -20,6 +25,33 @@ pub enum OpenMode {
     ReadWrite,
     /// A new file for reading and writing; fails if it exists.
     CreateNew,
+}
+
+/// What a path that [`Storage::open`] or [`Storage::try_lock`] refused is
+/// instead of a regular file; the payload of [`not_a_regular_file`]'s error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotARegularFile(pub String);
+
+impl fmt::Display for NotARegularFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a regular file: {}", self.0)
+    }
+}
+
+impl std::error::Error for NotARegularFile {}
+
+/// The error a [`Storage`] returns for a path it refuses to open or lock
+/// because it is `what` (such as "a symbolic link" or "a directory") rather
+/// than a regular file.
+pub fn not_a_regular_file(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, NotARegularFile(what.into()))
+}
+
+/// If `e` is a [`not_a_regular_file`] refusal, what the path is instead.
+pub fn refused_file_type(e: &io::Error) -> Option<&str> {
+    e.get_ref()?
+        .downcast_ref::<NotARegularFile>()
+        .map(|n| n.0.as_str())
 }
 
 /// An open file. Reads and writes are positional, so one handle is shared by
@@ -47,16 +79,20 @@ pub trait Storage: Send + Sync + Debug {
     /// Names of the entries in `dir`. Names that are not UTF-8 are skipped;
     /// the engine never creates them.
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// Open a file.
+    /// Open a file. Never follows a symbolic link in the last component of
+    /// `path`: a path that is a symbolic link, or anything else but a
+    /// regular file (a directory, a FIFO, a device), fails with
+    /// [`not_a_regular_file`] and nothing is created.
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>>;
-    /// Remove a file.
+    /// Remove a file (a symbolic link itself, never its target).
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Remove a directory and everything in it.
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
     /// Make the directory's entries (creations and removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Take an exclusive lock on the file at `path`, creating it if needed.
-    /// `Ok(None)` means another holder has it.
+    /// `Ok(None)` means another holder has it. Refuses a symbolic link or
+    /// anything else but a regular file as [`Storage::open`] does.
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>>;
     /// An identifier of the current boot of the machine: the page cache is
     /// lost exactly when it changes. Empty if unknown (then a recorded fsync
@@ -151,7 +187,7 @@ impl Storage for StdStorage {
             OpenMode::ReadWrite => o.read(true).write(true),
             OpenMode::CreateNew => o.read(true).write(true).create_new(true),
         };
-        Ok(Arc::new(StdFile(o.open(path)?)))
+        Ok(Arc::new(StdFile(open_regular(&mut o, path)?)))
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -188,17 +224,77 @@ impl Storage for StdStorage {
     }
 
     fn try_lock(&self, path: &Path) -> io::Result<Option<Box<dyn LockGuard>>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = open_regular(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            path,
+        )?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Box::new(StdLock(file)))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
+    }
+}
+
+/// Open `path` with `options`, never following a symbolic link in its last
+/// component (`O_NOFOLLOW`: a link fails the open, and `O_CREAT` creates
+/// nothing at its target), and refuse anything that is not a regular file.
+/// `O_NONBLOCK` keeps a FIFO from blocking the open until it can be
+/// refused; it changes nothing for regular files.
+fn open_regular(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| refine_open_error(path, e))?;
+    let file_type = file.metadata()?.file_type();
+    if file_type.is_file() {
+        Ok(file)
+    } else {
+        Err(not_a_regular_file(describe(file_type)))
+    }
+}
+
+/// An open that failed because the path is a symbolic link (`ELOOP` under
+/// `O_NOFOLLOW`; `EEXIST` for a dangling link and `O_EXCL`) or a directory
+/// (`EISDIR` when opened for writing) is reported as such; any other
+/// failure as it is.
+fn refine_open_error(path: &Path, e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        return e;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => not_a_regular_file(describe(m.file_type())),
+        _ => e,
+    }
+}
+
+/// What a file type is, in words.
+fn describe(t: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_dir() {
+        "a directory"
+    } else {
+        "an unknown kind of file"
     }
 }
 

@@ -46,7 +46,10 @@ impl Wal {
     /// [`WalError::ReadOnly`]. Use [`Wal::builder`] to fail instead.
     ///
     /// # Errors
-    /// Invalid options, I/O errors, and corruption (see [`crate::RecoveryMode`]).
+    /// Invalid options (an empty path among them: it would put the WAL's
+    /// files in the current directory), I/O errors, corruption (see
+    /// [`crate::RecoveryMode`]), and [`WalError::ForeignFile`] for a file in
+    /// the directory that the WAL will not touch.
     pub fn new(filepath: &str, options: WalOptions) -> Result<Self> {
         Self::open_with(WalBuilder::new(filepath).options(options), true)
     }

@@ -16,7 +16,7 @@ use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use nano_wal::storage::{LockGuard, OpenMode, Storage, StorageFile};
+use nano_wal::storage::{LockGuard, OpenMode, Storage, StorageFile, not_a_regular_file};
 
 use crate::rng::Rng;
 
@@ -569,9 +569,11 @@ impl Storage for SimDisk {
         if !st.dirs.contains(&key(dir)) {
             return Err(io::ErrorKind::NotFound.into());
         }
+        // Files and subdirectories, as a real listing has both.
         Ok(st
             .names
             .keys()
+            .chain(&st.dirs)
             .filter_map(|n| {
                 let p = Path::new(n);
                 (p.parent() == Some(dir)).then(|| p.file_name()?.to_str().map(str::to_owned))?
@@ -588,6 +590,11 @@ impl Storage for SimDisk {
             OpenMode::CreateNew => Call::Create,
         };
         st.io(call)?;
+        // The simulated disk has no symbolic links; a directory is the one
+        // thing besides a regular file a name can be.
+        if st.dirs.contains(&name) {
+            return Err(not_a_regular_file("a directory"));
+        }
         let id = match (mode, st.names.get(&name).copied()) {
             (OpenMode::CreateNew, Some(_)) => return Err(io::ErrorKind::AlreadyExists.into()),
             (OpenMode::CreateNew, None) => {
@@ -658,6 +665,9 @@ impl Storage for SimDisk {
         let mut st = self.lock();
         st.io(Call::Lock)?;
         let name = key(path);
+        if st.dirs.contains(&name) {
+            return Err(not_a_regular_file("a directory"));
+        }
         if !st.locks.insert(name.clone()) {
             return Ok(None);
         }

@@ -498,6 +498,7 @@ impl Inspector {
 /// A missing directory, [`WalError::Locked`] if another writer holds the
 /// directory, invalid options, I/O errors, corruption.
 pub fn compact(builder: WalBuilder) -> Result<CompactionPlan> {
+    builder.validate()?;
     let dir = builder.config.dir.clone();
     // A writer's open creates a missing directory; compacting one is a mistake.
     std::fs::read_dir(&dir).map_err(|e| io_at(&dir, "list", e))?;

@@ -9,7 +9,7 @@ use crate::key::{key_hash, parse_segment_file_name};
 use crate::options::WalBuilder;
 use crate::recovery::TornTail;
 use crate::recovery::{Problem, in_context};
-use crate::storage::{OpenMode, Storage, StorageFile, read_exact_at};
+use crate::storage::{OpenMode, Storage, StorageFile, read_exact_at, refused_file_type};
 use crate::wal::Wal;
 use std::collections::BTreeMap;
 use std::io;
@@ -223,6 +223,35 @@ impl Run<'_> {
         });
     }
 
+    /// A file the WAL will not touch: opening fails with `ForeignFile`.
+    fn foreign(&mut self, path: &Path, reason: impl std::fmt::Display) {
+        self.corrupt(
+            path,
+            0,
+            format_args!("foreign file: {reason}; nano-wal does not touch it"),
+        );
+    }
+
+    /// Report a segment-named file with an unusable header as foreign if
+    /// this WAL cannot have written it (the rule recovery applies); true if
+    /// it was.
+    fn refused_foreign(
+        &mut self,
+        path: &Path,
+        file: &dyn StorageFile,
+        hash: u64,
+        seq: u64,
+        len: u64,
+    ) -> Result<bool> {
+        match crate::origin::foreign(file, (hash, seq), len).map_err(|e| io_at(path, "read", e))? {
+            Some(reason) => {
+                self.foreign(path, reason);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Check one key's segments: their headers first, as recovery does,
     /// then every record.
     fn key(&mut self, hash: u64, files: &BTreeMap<u64, String>) -> Result<()> {
@@ -235,7 +264,14 @@ impl Run<'_> {
                 Ok(f) => f,
                 // Removed by a writer's retention since the listing.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io_at(&path, "open", e)),
+                Err(e) => match refused_file_type(&e) {
+                    Some(kind) => {
+                        self.report.segments += 1;
+                        self.foreign(&path, format!("it is {kind}, not a regular file"));
+                        continue;
+                    }
+                    None => return Err(io_at(&path, "open", e)),
+                },
             };
             self.report.segments += 1;
             let len = file.file_len().map_err(|e| io_at(&path, "stat", e))?;
@@ -254,6 +290,10 @@ impl Run<'_> {
                 Err(Problem::Unsupported(v)) => {
                     let why = format!("format version {v}; this build reads versions 1 and 2");
                     self.corrupt(&path, 0, why);
+                    self.advance(len);
+                    continue;
+                }
+                Err(Problem::Bad(_)) if self.refused_foreign(&path, &*file, hash, seq, len)? => {
                     self.advance(len);
                     continue;
                 }
