@@ -428,6 +428,34 @@ impl Cursor {
         Ok(true)
     }
 
+    /// The facts the recovery rules (`rules::recovery::judge_damage`) need
+    /// about the bytes at `pos`, where a segment's valid records stop before
+    /// `end`: whether only zeros follow and, if not and `look_for_records`,
+    /// whether a verifiable record follows.
+    pub fn damage_facts(
+        &mut self,
+        file: &dyn StorageFile,
+        meta: SegmentMeta,
+        (pos, end): (u64, u64),
+        defect: Bad,
+        newest: bool,
+        look_for_records: bool,
+    ) -> io::Result<crate::rules::recovery::DamageFacts> {
+        let zeros_to_end = meta.record_version().is_some() && self.zero_through(file, pos, end)?;
+        let valid_record_at = if zeros_to_end || !look_for_records {
+            None
+        } else {
+            self.any_valid_after(file, meta, pos + 1, end)?
+        };
+        Ok(crate::rules::recovery::DamageFacts {
+            newest,
+            version: meta.version,
+            defect: defect.to_string(),
+            zeros_to_end,
+            valid_record_at,
+        })
+    }
+
     /// Is there a verifiable record anywhere in `[from, end)`?
     ///
     /// Used to tell a torn tail (nothing valid after the damage) from

@@ -17,7 +17,10 @@ use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN, SegmentH
 use crate::format::{FORMAT_VERSION_LEGACY, REC2_FIXED_LEN};
 use crate::key::parse_segment_file_name;
 use crate::keylog::{KeyLog, Writer};
-use crate::options::RecoveryMode;
+use crate::rules::recovery::{
+    DamageVerdict, DamagedHeaderFacts, DamagedHeaderVerdict, GapVerdict, HeaderContext,
+    HeaderVerdict, SegmentFacts, judge_damage, judge_damaged_header, judge_gaps, judge_header,
+};
 use crate::segment::{Segment, SegmentInit};
 use crate::storage::{StorageFile, read_exact_at};
 
@@ -114,39 +117,35 @@ fn load_key(
     let mut next_sequence = last_seq + 1;
     for (&seq, name) in files {
         let path = engine.config.dir.join(name);
-        let OpenedHeader {
-            file,
-            len,
-            head,
-            decoded,
-        } = read_header(engine, &path)?;
-        let prev = table.values().next_back().map(|s| s.version);
-        let checked =
-            decoded.and_then(|h| in_context(&h, hash, seq, key.as_deref(), prev).map(|()| h));
-        let header = match checked {
-            Ok(h) => h,
-            Err(Problem::Unsupported(v)) => {
+        let opened = read_header(engine, &path)?;
+        let ctx = HeaderContext {
+            key_hash: hash,
+            sequence: seq,
+            key: key.as_deref(),
+            prev_version: table.values().next_back().map(|s| s.version),
+        };
+        let header = match (judge_header(&opened.decoded, ctx), opened.decoded) {
+            (HeaderVerdict::Usable, Ok(h)) => h,
+            (HeaderVerdict::Unsupported(v), _) => {
                 return Err(WalError::UnsupportedFormat(format!(
-                    "segment {} has format version {v}; this build reads versions 1 and 2",
-                    path.display()
+                    "segment {}: {}",
+                    path.display(),
+                    crate::rules::recovery::unsupported(v)
                 )));
             }
-            Err(Problem::Bad(why)) if seq == last_seq => {
+            (HeaderVerdict::Unreadable(why), _) => {
                 let damaged = DamagedHeader {
                     path: &path,
-                    file: &*file,
+                    file: &*opened.file,
                     ids: (hash, seq),
-                    head: &head,
-                    len,
+                    head: &opened.head,
+                    len: opened.len,
                 };
-                torn_header(engine, &damaged, &why, report)?;
+                damaged_header(engine, &damaged, seq == last_seq, &why, report)?;
                 next_sequence = seq;
                 continue;
             }
-            Err(Problem::Bad(why)) => {
-                refuse_foreign(&path, &*file, (hash, seq), len)?;
-                return Err(corrupted(&path, 0, why));
-            }
+            (HeaderVerdict::Usable, Err(d)) => return Err(corrupted(&path, 0, d)),
         };
         key.get_or_insert_with(|| header.key.clone());
         let seg = Arc::new(Segment::new(SegmentInit {
@@ -157,22 +156,22 @@ fn load_key(
             salt: header.salt,
             header_len: header.len as u64,
             rotate_at_ms: header.rotate_at_ms,
-            end: len,
+            end: opened.len,
             dir_generation: 1,
         }));
-        engine.adopt(&seg, file);
+        engine.adopt(&seg, opened.file);
         table.insert(seq, seg);
     }
     drop_compaction_leftovers(engine, &mut table, report)?;
     let Some(key) = key else { return Ok(None) };
     for seg in table.values() {
-        let is_last = table
+        let newest = table
             .last_key_value()
             .is_some_and(|(&s, _)| s == seg.sequence);
         // Legacy segments were never synced by 0.5, so any of them may end
         // torn; ours are synced when sealed, so only the last one may.
-        if is_last || seg.version == FORMAT_VERSION_LEGACY {
-            scan_tail(engine, seg, report)?;
+        if newest || seg.version == FORMAT_VERSION_LEGACY {
+            scan_tail(engine, seg, newest, report)?;
         } else {
             sealed_padding(engine, seg)?;
         }
@@ -192,22 +191,14 @@ fn load_key(
     Ok(Some(KeyLog::new(key, hash, prefix, table, writer)))
 }
 
-/// Why a segment header cannot be used.
-pub(crate) enum Problem {
-    /// A format version this build does not read.
-    Unsupported(u32),
-    /// Damaged, or does not fit its file name or key.
-    Bad(String),
-}
-
 /// A segment file, opened, with its first bytes decoded as a header.
-struct OpenedHeader {
-    file: Arc<dyn StorageFile>,
+pub(crate) struct OpenedHeader {
+    pub file: Arc<dyn StorageFile>,
     /// The file's length.
-    len: u64,
+    pub len: u64,
     /// The file's first bytes (up to the longest header).
-    head: Vec<u8>,
-    decoded: std::result::Result<SegmentHeader, Problem>,
+    pub head: Vec<u8>,
+    pub decoded: std::result::Result<SegmentHeader, HeaderDefect>,
 }
 
 /// Open a segment file and decode its header.
@@ -216,6 +207,14 @@ fn read_header(engine: &Engine, path: &std::path::Path) -> Result<OpenedHeader> 
     let file = engine
         .with_descriptor(|| engine.config.storage.open(path, mode))
         .map_err(|e| io_at(path, "open", e))?;
+    read_opened_header(path, file)
+}
+
+/// Decode the header of an opened segment file (recovery and `verify`).
+pub(crate) fn read_opened_header(
+    path: &std::path::Path,
+    file: Arc<dyn StorageFile>,
+) -> Result<OpenedHeader> {
     let len = file.file_len().map_err(|e| io_at(path, "stat", e))?;
     let mut head = vec![
         0u8;
@@ -224,10 +223,7 @@ fn read_header(engine: &Engine, path: &std::path::Path) -> Result<OpenedHeader> 
             .min(MAX_HEADER_LEN)
     ];
     read_exact_at(&*file, &mut head, 0).map_err(|e| io_at(path, "read", e))?;
-    let decoded = segment_header::decode(&head).map_err(|d| match d {
-        HeaderDefect::UnsupportedVersion(v) => Problem::Unsupported(v),
-        other => Problem::Bad(other.to_string()),
-    });
+    let decoded = segment_header::decode(&head);
     Ok(OpenedHeader {
         file,
         len,
@@ -236,75 +232,30 @@ fn read_header(engine: &Engine, path: &std::path::Path) -> Result<OpenedHeader> 
     })
 }
 
-/// A header that decodes must also fit its file name and its key's other
-/// segments. A torn version-2 header can look like a version-1 one (0.5
-/// wrote zeros where the version now is), which these checks catch.
-pub(crate) fn in_context(
-    h: &SegmentHeader,
-    hash: u64,
-    seq: u64,
-    key: Option<&[u8]>,
-    prev_version: Option<u32>,
-) -> std::result::Result<(), Problem> {
-    let bad = |s: String| Err(Problem::Bad(s));
-    if h.version != FORMAT_VERSION_LEGACY && (h.key_hash != Some(hash) || h.sequence != Some(seq)) {
-        return bad(format!(
-            "header names key hash {:?} sequence {:?}, the file name {hash} {seq}",
-            h.key_hash, h.sequence
-        ));
-    }
-    if h.version == FORMAT_VERSION_LEGACY && crate::key::key_hash(&h.key) != hash {
-        return bad(format!("version-1 header's key does not hash to {hash}"));
-    }
-    if let Some(prev) = prev_version.filter(|&p| p > h.version) {
-        return bad(format!(
-            "version-{} header after a version-{prev} segment",
-            h.version
-        ));
-    }
-    if key.is_some_and(|k| k != h.key) {
-        return bad("key differs from the key's other segments".into());
-    }
-    Ok(())
-}
-
-/// Retention removes a key's oldest segments and then syncs the directory;
-/// a crash in between can bring back some removed files and not others,
-/// leaving a gap. Segments below a gap are such leftovers if every one of
-/// them has expired: remove them again. Otherwise a segment is missing
-/// from the middle of the log, which is corruption.
+/// Remove the leftovers of a compaction a crash interrupted, or fail the
+/// open if a segment is missing from the middle of the log (the rule is
+/// `rules::recovery::judge_gaps`).
 fn drop_compaction_leftovers(
     engine: &Engine,
     table: &mut BTreeMap<u64, Arc<Segment>>,
     report: &mut RecoveryReport,
 ) -> Result<()> {
-    let v2: Vec<&Arc<Segment>> = table.values().filter(|s| s.is_checksummed()).collect();
-    let Some(after_gap) = v2
-        .windows(2)
-        .rev()
-        .find(|w| w[0].sequence + 1 != w[1].sequence)
-        .map(|w| w[1].clone())
-    else {
-        return Ok(());
-    };
+    let segments: Vec<Arc<Segment>> = table.values().cloned().collect();
+    let facts: Vec<SegmentFacts> = segments.iter().map(|s| segment_facts(s)).collect();
     let now = engine.config.clock.now_unix_ms();
     let retention = engine.config.options.retention_ms();
-    let below: Vec<Arc<Segment>> = table
-        .range(..after_gap.sequence)
-        .map(|(_, s)| s.clone())
-        .collect();
-    if !below
-        .iter()
-        .all(|s| crate::retention::expired(s, now, retention))
-    {
-        let missing = below.last().map_or(0, |s| s.sequence + 1);
-        return Err(corrupted(
-            &after_gap.path,
-            0,
-            format_args!("segment {missing} of this key is missing"),
-        ));
-    }
-    for seg in below {
+    let count = match judge_gaps(&facts, now, retention) {
+        GapVerdict::Contiguous => return Ok(()),
+        GapVerdict::Missing { missing, after } => {
+            return Err(corrupted(
+                &segments[after].path,
+                0,
+                format_args!("segment {missing} of this key is missing"),
+            ));
+        }
+        GapVerdict::Leftovers { count } => count,
+    };
+    for seg in &segments[..count] {
         table.remove(&seg.sequence);
         engine.cache.forget(seg.id());
         if engine.read_only.is_none() {
@@ -320,68 +271,69 @@ fn drop_compaction_leftovers(
     Ok(())
 }
 
-/// A segment file whose header does not decode.
-#[derive(Clone, Copy)]
-struct DamagedHeader<'a> {
-    path: &'a std::path::Path,
-    file: &'a dyn StorageFile,
-    /// Key hash and sequence, from the file name.
-    ids: (u64, u64),
-    head: &'a [u8],
-    len: u64,
-}
-
-/// `ForeignFile` for a segment-named file whose header is unusable and
-/// whose bytes this WAL cannot have written (`origin::foreign`).
-fn refuse_foreign(
-    path: &std::path::Path,
-    file: &dyn StorageFile,
-    ids: (u64, u64),
-    len: u64,
-) -> Result<()> {
-    match crate::origin::foreign(file, ids, len).map_err(|e| io_at(path, "read", e))? {
-        Some(reason) => Err(WalError::ForeignFile {
-            path: path.to_path_buf(),
-            reason,
-        }),
-        None => Ok(()),
+/// A segment's facts for the gap rule.
+fn segment_facts(seg: &Segment) -> SegmentFacts {
+    SegmentFacts {
+        sequence: seg.sequence,
+        version: seg.version,
+        rotate_at_ms: seg.rotate_at_ms,
     }
 }
 
-/// The last segment's header is unreadable. A file this WAL cannot have
-/// written is refused, never deleted. With nothing valid after the header,
-/// it is a segment whose creation was torn by a crash: it never held an
-/// acknowledged record, so it is removed. Otherwise it is corruption.
-fn torn_header(
+/// A segment file whose header does not decode.
+#[derive(Clone, Copy)]
+pub(crate) struct DamagedHeader<'a> {
+    pub path: &'a std::path::Path,
+    pub file: &'a dyn StorageFile,
+    /// Key hash and sequence, from the file name.
+    pub ids: (u64, u64),
+    pub head: &'a [u8],
+    pub len: u64,
+}
+
+impl DamagedHeader<'_> {
+    /// What the rules need to judge it: whether this WAL could have written
+    /// it and, if so and it is the newest segment, whether a verifiable
+    /// record follows the damage.
+    pub fn facts(&self, newest: bool) -> Result<DamagedHeaderFacts> {
+        let read_err = |e| io_at(self.path, "read", e);
+        let foreign = crate::origin::foreign(self.file, self.ids, self.len).map_err(read_err)?;
+        let valid_record_at = if foreign.is_none() && newest {
+            Cursor::default()
+                .valid_record_after_damaged_header(self.file, self.ids, self.head, self.len)
+                .map_err(read_err)?
+        } else {
+            None
+        };
+        Ok(DamagedHeaderFacts {
+            newest,
+            foreign,
+            valid_record_at,
+        })
+    }
+}
+
+/// A segment's header is unreadable: refuse a file this WAL cannot have
+/// written (never deleted), fail on corruption, and remove the newest
+/// segment whose creation a crash cut short (it never held an acknowledged
+/// record; the rule is `rules::recovery::judge_damaged_header`).
+fn damaged_header(
     engine: &Engine,
     damaged: &DamagedHeader<'_>,
+    newest: bool,
     defect: &str,
     report: &mut RecoveryReport,
 ) -> Result<()> {
-    let DamagedHeader {
-        path,
-        file,
-        ids,
-        head,
-        len,
-    } = *damaged;
-    refuse_foreign(path, file, ids, len)?;
-    if let Some(q) = Cursor::default()
-        .valid_record_after_damaged_header(file, ids, head, len)
-        .map_err(|e| io_at(path, "read", e))?
-    {
-        return Err(corrupted(
-            path,
-            0,
-            format_args!("{defect}, yet a valid record follows at {q}"),
-        ));
-    }
-    if engine.config.recovery == RecoveryMode::AbsoluteConsistency {
-        return Err(corrupted(
-            path,
-            0,
-            format_args!("{defect} (torn segment creation refused by AbsoluteConsistency)"),
-        ));
+    let path = damaged.path;
+    match judge_damaged_header(&damaged.facts(newest)?, defect, engine.config.recovery) {
+        DamagedHeaderVerdict::Foreign(reason) => {
+            return Err(WalError::ForeignFile {
+                path: path.to_path_buf(),
+                reason,
+            });
+        }
+        DamagedHeaderVerdict::Corrupt(reason) => return Err(corrupted(path, 0, reason)),
+        DamagedHeaderVerdict::TornCreation => {}
     }
     let repaired = engine.read_only.is_none();
     if repaired {
@@ -395,7 +347,7 @@ fn torn_header(
     report.torn_tails.push(TornTail {
         path: path.to_path_buf(),
         file_position: 0,
-        bytes_dropped: len,
+        bytes_dropped: damaged.len,
         reason: defect.to_owned(),
         repaired,
     });
@@ -405,14 +357,13 @@ fn torn_header(
 /// A sealed segment should end at its last record: sealing cuts the
 /// preallocated zeros off before the next segment is created. Should a file
 /// still end in zeros (a cut that did not take), find where its records
-/// end; if only zeros follow, the data ends there (a writer cuts them off).
-/// Anything else is left for reads to report as corruption.
+/// end; if the rules call what follows padding, the data ends there (a
+/// writer cuts it off). Damage is left for reads to report: opening does
+/// not read every sealed segment.
 fn sealed_padding(engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
     let end = seg.end();
-    let Some(fixed_len) = SegmentMeta::from(&**seg)
-        .record_version()
-        .map(|v| v.fixed_len() as u64)
-    else {
+    let meta = SegmentMeta::from(&**seg);
+    let Some(fixed_len) = meta.record_version().map(|v| v.fixed_len() as u64) else {
         return Ok(());
     };
     if end < seg.header_len + fixed_len {
@@ -427,34 +378,28 @@ fn sealed_padding(engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
     }
     let mut cursor = Cursor::default();
     let (pos, bad) = cursor
-        .valid_end(&*file, SegmentMeta::from(&**seg), seg.header_len, end)
+        .valid_end(&*file, meta, seg.header_len, end)
         .map_err(read_err)?;
-    if bad.is_some() && ends_in_padding(engine, seg, &*file, &mut cursor, pos)? {
+    let Some(bad) = bad else { return Ok(()) };
+    let facts = cursor
+        .damage_facts(&*file, meta, (pos, end), bad, false, false)
+        .map_err(read_err)?;
+    if judge_damage(&facts, engine.config.recovery) == DamageVerdict::Padding {
+        cut_padding(engine, seg, &*file, pos)?;
         seg.set_end(pos);
         seg.mark_verified(pos);
     }
     Ok(())
 }
 
-/// Whether everything from `pos` to the segment's end is zeros, that is
-/// preallocated space after its last record (FORMAT.md §8). A writer cuts
-/// them off, durably, so that only a key's newest segment ever ends in
-/// zeros; nothing is reported.
-fn ends_in_padding(
-    engine: &Engine,
-    seg: &Segment,
-    file: &dyn StorageFile,
-    cursor: &mut Cursor,
-    pos: u64,
-) -> Result<bool> {
-    let padding = seg.is_checksummed()
-        && cursor
-            .zero_through(file, pos, seg.end())
-            .map_err(|e| io_at(&seg.path, "read", e))?;
-    if padding && engine.read_only.is_none() {
+/// Preallocated space after the last record (FORMAT.md §8): a writer cuts
+/// it off, durably, so that only a key's newest segment ever ends in zeros;
+/// nothing is reported.
+fn cut_padding(engine: &Engine, seg: &Segment, file: &dyn StorageFile, pos: u64) -> Result<()> {
+    if engine.read_only.is_none() {
         cut_durably(seg, file, pos)?;
     }
-    Ok(padding)
+    Ok(())
 }
 
 /// Truncate the segment's file at `pos` and make the cut durable.
@@ -464,8 +409,14 @@ fn cut_durably(seg: &Segment, file: &dyn StorageFile, pos: u64) -> Result<()> {
     file.sync_data().map_err(|e| io_at(&seg.path, "sync", e))
 }
 
-/// Find where the segment's valid data ends and cut off a torn tail.
-fn scan_tail(engine: &Engine, seg: &Arc<Segment>, report: &mut RecoveryReport) -> Result<()> {
+/// Find where the segment's valid data ends and act on the rules' verdict:
+/// padding and torn tails are cut off, corruption fails the open.
+fn scan_tail(
+    engine: &Engine,
+    seg: &Arc<Segment>,
+    newest: bool,
+    report: &mut RecoveryReport,
+) -> Result<()> {
     let file = engine.file(seg)?;
     let meta = SegmentMeta::from(&**seg);
     let end = seg.end();
@@ -474,39 +425,32 @@ fn scan_tail(engine: &Engine, seg: &Arc<Segment>, report: &mut RecoveryReport) -
     let (pos, bad) = cursor
         .valid_end(&*file, meta, seg.header_len, end)
         .map_err(read_err)?;
-    if let Some(bad) = bad
-        && !ends_in_padding(engine, seg, &*file, &mut cursor, pos)?
-    {
-        if let Some(q) = cursor
-            .any_valid_after(&*file, meta, pos + 1, end)
-            .map_err(read_err)?
-        {
-            return Err(corrupted(
-                &seg.path,
-                pos,
-                format_args!("{bad}; a valid record follows at {q}"),
-            ));
+    if let Some(bad) = bad {
+        let facts = cursor
+            .damage_facts(&*file, meta, (pos, end), bad, newest, true)
+            .map_err(read_err)?;
+        match judge_damage(&facts, engine.config.recovery) {
+            DamageVerdict::Padding => cut_padding(engine, seg, &*file, pos)?,
+            DamageVerdict::Corrupt { reason, .. } => {
+                return Err(corrupted(&seg.path, pos, reason));
+            }
+            DamageVerdict::TornTail => {
+                let repaired = engine.read_only.is_none() && seg.is_checksummed();
+                if repaired {
+                    // Cut the torn bytes and make the cut durable, so a later
+                    // crash cannot put them back behind records appended
+                    // after this open.
+                    cut_durably(seg, &*file, pos)?;
+                }
+                report.torn_tails.push(TornTail {
+                    path: seg.path.clone(),
+                    file_position: pos,
+                    bytes_dropped: end - pos,
+                    reason: facts.defect,
+                    repaired,
+                });
+            }
         }
-        if engine.config.recovery == RecoveryMode::AbsoluteConsistency {
-            return Err(corrupted(
-                &seg.path,
-                pos,
-                format_args!("torn tail ({bad}) refused by AbsoluteConsistency"),
-            ));
-        }
-        let repaired = engine.read_only.is_none() && seg.is_checksummed();
-        if repaired {
-            // Cut the torn bytes and make the cut durable, so a later crash
-            // cannot put them back behind records appended after this open.
-            cut_durably(seg, &*file, pos)?;
-        }
-        report.torn_tails.push(TornTail {
-            path: seg.path.clone(),
-            file_position: pos,
-            bytes_dropped: end - pos,
-            reason: bad.to_string(),
-            repaired,
-        });
     }
     seg.set_end(pos);
     seg.mark_verified(pos);

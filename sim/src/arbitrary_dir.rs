@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use nano_wal::inspect::Verifier;
 use nano_wal::storage::{OpenMode, Storage};
 use nano_wal::{ManualClock, RecoveryMode, Wal};
 
@@ -106,9 +107,42 @@ fn check_scan_agrees(wal: &Wal, key: &str) {
     );
 }
 
+/// `verify` and opening apply the same rules (`rules::recovery`): where
+/// `verify` finds nothing wrong, a read-only open in the same mode succeeds.
+/// (Not the converse: opening leaves damage inside sealed segments to the
+/// reads that reach it, where `verify` reads everything.)
+fn check_verify_agrees_with_open(disk: &SimDisk) {
+    for mode in [
+        RecoveryMode::TolerateTornTail,
+        RecoveryMode::AbsoluteConsistency,
+    ] {
+        let builder = || {
+            Wal::builder(WAL_DIR)
+                .storage(disk.storage())
+                .clock(Arc::new(ManualClock::new(START_MS)))
+                .recovery(mode)
+        };
+        let Ok(verifier) = Verifier::from_builder(builder(), None) else {
+            continue;
+        };
+        let Ok(report) = verifier.run(&mut |_| {}) else {
+            continue;
+        };
+        if report.is_ok() {
+            let opened = builder().read_only(true).open();
+            assert!(
+                opened.is_ok(),
+                "verify ({mode:?}) found nothing wrong, but opening fails: {:?}",
+                opened.err()
+            );
+        }
+    }
+}
+
 /// Open the directory in every mode and read everything. Panics only if
 /// the engine does (or returns bytes that fail a re-read).
 pub fn open_and_read_everything(disk: &SimDisk) {
+    check_verify_agrees_with_open(disk);
     for (read_only, mode) in [
         (true, RecoveryMode::TolerateTornTail),
         (false, RecoveryMode::AbsoluteConsistency),

@@ -3,20 +3,19 @@
 
 use crate::cursor::{Cursor, SegmentMeta};
 use crate::error::{Result, WalError, io_at};
-use crate::format::FORMAT_VERSION_LEGACY;
-use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN};
 use crate::key::{key_hash, parse_segment_file_name};
-use crate::options::WalBuilder;
-use crate::recovery::TornTail;
-use crate::recovery::{Problem, in_context};
-use crate::storage::{OpenMode, Storage, StorageFile, read_exact_at, refused_file_type};
+use crate::options::{RecoveryMode, WalBuilder};
+use crate::recovery::{DamagedHeader, OpenedHeader, TornTail, read_opened_header};
+use crate::rules::recovery::{
+    DamageVerdict, DamagedHeaderVerdict, GapVerdict, HeaderContext, HeaderVerdict, SegmentFacts,
+    judge_damage, judge_damaged_header, judge_gaps, judge_header, unsupported,
+};
+use crate::storage::{OpenMode, Storage, StorageFile, refused_file_type};
 use crate::wal::Wal;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use super::*;
 
 /// Damage found by [`Verifier::run`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,16 +65,15 @@ impl VerifyReport {
 /// open: so it reports every damaged segment, also where opening stops at
 /// the first.
 ///
-/// It applies the recovery rules of FORMAT.md §8 read-only: damage at the end
-/// of a key's newest segment with no verifiable record after it is a torn
-/// tail; expired segments below a gap are leftovers of an interrupted
-/// compaction; any other damage is corruption. As a safeguard, a whole
-/// directory that passes these checks is also opened read-only, and a
-/// failure to open is reported as corruption too.
+/// It reports the verdicts of the rules opening applies (FORMAT.md §8, one
+/// module for both), in the builder's recovery mode: damage at the end of a
+/// key's newest segment with no verifiable record after it is a torn tail;
+/// zeros after the last record are preallocated space; expired segments
+/// below a gap are leftovers of an interrupted compaction; a file this WAL
+/// did not write is foreign; any other damage is corruption.
 #[derive(Debug)]
 pub struct Verifier {
     builder: WalBuilder,
-    whole_directory: bool,
     /// key hash → sequence → file name.
     keys: BTreeMap<u64, BTreeMap<u64, String>>,
     total_bytes: u64,
@@ -130,7 +128,6 @@ impl Verifier {
         }
         Ok(Self {
             builder,
-            whole_directory: key.is_none(),
             keys,
             total_bytes,
         })
@@ -158,6 +155,7 @@ impl Verifier {
             storage: &*config.storage,
             retention_ms: config.options.retention_ms(),
             now_unix_ms: config.clock.now_unix_ms(),
+            mode: config.recovery,
             report: VerifyReport::default(),
             progress,
         };
@@ -165,18 +163,10 @@ impl Verifier {
             run.report.keys += 1;
             run.key(hash, files)?;
         }
-        let mut report = run.report;
-        if self.whole_directory && report.is_ok() {
-            // Should these checks and recovery ever disagree, say so.
-            if let Err(e) = Inspector::from_builder(self.builder.clone()) {
-                report.corruptions.push(Corruption {
-                    path: self.builder.config.dir.clone(),
-                    file_position: 0,
-                    reason: format!("opening the directory fails: {e}"),
-                });
-            }
-        }
-        Ok(report)
+        // The verdicts are opening's own (`rules::recovery`), so a directory
+        // whose report is ok opens; the simulator's arbitrary-directory
+        // oracle checks that on every input it makes.
+        Ok(run.report)
     }
 }
 
@@ -195,6 +185,8 @@ struct Run<'a> {
     storage: &'a dyn Storage,
     retention_ms: u64,
     now_unix_ms: u64,
+    /// The recovery mode whose verdicts are reported.
+    mode: RecoveryMode,
     report: VerifyReport,
     progress: &'a mut dyn FnMut(u64),
 }
@@ -232,28 +224,9 @@ impl Run<'_> {
         );
     }
 
-    /// Report a segment-named file with an unusable header as foreign if
-    /// this WAL cannot have written it (the rule recovery applies); true if
-    /// it was.
-    fn refused_foreign(
-        &mut self,
-        path: &Path,
-        file: &dyn StorageFile,
-        hash: u64,
-        seq: u64,
-        len: u64,
-    ) -> Result<bool> {
-        match crate::origin::foreign(file, (hash, seq), len).map_err(|e| io_at(path, "read", e))? {
-            Some(reason) => {
-                self.foreign(path, reason);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
     /// Check one key's segments: their headers first, as recovery does,
-    /// then every record.
+    /// then every record. Every verdict comes from `rules::recovery`, the
+    /// rules opening applies.
     fn key(&mut self, hash: u64, files: &BTreeMap<u64, String>) -> Result<()> {
         let last_seq = files.last_key_value().map_or(0, |(&s, _)| s);
         let mut opened: Vec<Opened> = Vec::new();
@@ -274,65 +247,44 @@ impl Run<'_> {
                 },
             };
             self.report.segments += 1;
-            let len = file.file_len().map_err(|e| io_at(&path, "stat", e))?;
-            let mut head =
-                vec![0u8; usize::try_from(len).map_or(MAX_HEADER_LEN, |l| l.min(MAX_HEADER_LEN))];
-            read_exact_at(&*file, &mut head, 0).map_err(|e| io_at(&path, "read", e))?;
-            let prev_version = opened.last().map(|o| o.meta.version);
-            let checked = segment_header::decode(&head)
-                .map_err(|d| match d {
-                    HeaderDefect::UnsupportedVersion(v) => Problem::Unsupported(v),
-                    other => Problem::Bad(other.to_string()),
-                })
-                .and_then(|h| in_context(&h, hash, seq, key.as_deref(), prev_version).map(|()| h));
-            let header = match checked {
-                Ok(h) => h,
-                Err(Problem::Unsupported(v)) => {
-                    let why = format!("format version {v}; this build reads versions 1 and 2");
-                    self.corrupt(&path, 0, why);
-                    self.advance(len);
+            let header = read_opened_header(&path, file)?;
+            let ctx = HeaderContext {
+                key_hash: hash,
+                sequence: seq,
+                key: key.as_deref(),
+                prev_version: opened.last().map(|o| o.meta.version),
+            };
+            let decoded = match (judge_header(&header.decoded, ctx), &header.decoded) {
+                (HeaderVerdict::Usable, Ok(h)) => h.clone(),
+                (HeaderVerdict::Unsupported(v), _) => {
+                    self.corrupt(&path, 0, unsupported(v));
+                    self.advance(header.len);
                     continue;
                 }
-                Err(Problem::Bad(_)) if self.refused_foreign(&path, &*file, hash, seq, len)? => {
-                    self.advance(len);
+                (HeaderVerdict::Unreadable(why), _) => {
+                    self.damaged_header(&path, &header, (hash, seq), seq == last_seq, &why)?;
+                    self.advance(header.len);
                     continue;
                 }
-                Err(Problem::Bad(why)) if seq == last_seq => {
-                    // Nothing valid after an unreadable newest header: a
-                    // segment whose creation a crash cut short.
-                    match Cursor::default()
-                        .valid_record_after_damaged_header(&*file, (hash, seq), &head, len)
-                        .map_err(|e| io_at(&path, "read", e))?
-                    {
-                        Some(q) => self.corrupt(
-                            &path,
-                            0,
-                            format_args!("{why}, yet a valid record follows at {q}"),
-                        ),
-                        None => self.torn(&path, 0, len, why),
-                    }
-                    self.advance(len);
-                    continue;
-                }
-                Err(Problem::Bad(why)) => {
-                    self.corrupt(&path, 0, why);
-                    self.advance(len);
+                (HeaderVerdict::Usable, Err(d)) => {
+                    self.corrupt(&path, 0, d);
+                    self.advance(header.len);
                     continue;
                 }
             };
-            key.get_or_insert_with(|| header.key.clone());
+            key.get_or_insert_with(|| decoded.key.clone());
             opened.push(Opened {
                 path,
-                file,
-                len,
+                file: header.file,
+                len: header.len,
                 meta: SegmentMeta {
                     key_hash: hash,
                     sequence: seq,
-                    version: header.version,
-                    salt: header.salt,
+                    version: decoded.version,
+                    salt: decoded.salt,
                 },
-                header_len: header.len as u64,
-                rotate_at_ms: header.rotate_at_ms,
+                header_len: decoded.len as u64,
+                rotate_at_ms: decoded.rotate_at_ms,
             });
         }
         self.gaps(&mut opened);
@@ -343,42 +295,58 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// A version-2 segment missing between two present ones: if every
-    /// segment below the (last) gap has expired, they are leftovers of a
-    /// compaction a crash interrupted; otherwise part of the log is missing.
-    fn gaps(&mut self, opened: &mut Vec<Opened>) {
-        let v2: Vec<&Opened> = opened
-            .iter()
-            .filter(|o| o.meta.version != FORMAT_VERSION_LEGACY)
-            .collect();
-        let Some(after_gap) = v2
-            .windows(2)
-            .rev()
-            .find(|w| w[0].meta.sequence + 1 != w[1].meta.sequence)
-            .map(|w| w[1].meta.sequence)
-        else {
-            return;
+    /// Report an unreadable header as recovery judges it: a foreign file,
+    /// corruption, or a torn creation.
+    fn damaged_header(
+        &mut self,
+        path: &Path,
+        header: &OpenedHeader,
+        ids: (u64, u64),
+        newest: bool,
+        why: &str,
+    ) -> Result<()> {
+        let damaged = DamagedHeader {
+            path,
+            file: &*header.file,
+            ids,
+            head: &header.head,
+            len: header.len,
         };
-        let below = opened
+        match judge_damaged_header(&damaged.facts(newest)?, why, self.mode) {
+            DamagedHeaderVerdict::Foreign(reason) => self.foreign(path, reason),
+            DamagedHeaderVerdict::Corrupt(reason) => self.corrupt(path, 0, reason),
+            DamagedHeaderVerdict::TornCreation => self.torn(path, 0, header.len, why),
+        }
+        Ok(())
+    }
+
+    /// Leftovers of an interrupted compaction, or a segment missing from the
+    /// middle of the log (`rules::recovery::judge_gaps`).
+    fn gaps(&mut self, opened: &mut Vec<Opened>) {
+        let facts: Vec<SegmentFacts> = opened
             .iter()
-            .take_while(|o| o.meta.sequence < after_gap)
-            .count();
-        let expired = opened[..below].iter().all(|o| {
-            crate::rules::retention::expired(o.rotate_at_ms, self.now_unix_ms, self.retention_ms)
-        });
-        if expired {
-            for leftover in opened.drain(..below) {
-                self.report.expired_leftovers.push(leftover.path);
-                self.advance(leftover.len);
+            .map(|o| SegmentFacts {
+                sequence: o.meta.sequence,
+                version: o.meta.version,
+                rotate_at_ms: o.rotate_at_ms,
+            })
+            .collect();
+        match judge_gaps(&facts, self.now_unix_ms, self.retention_ms) {
+            GapVerdict::Contiguous => {}
+            GapVerdict::Leftovers { count } => {
+                for leftover in opened.drain(..count) {
+                    self.report.expired_leftovers.push(leftover.path);
+                    self.advance(leftover.len);
+                }
             }
-        } else if let Some(after) = opened.get(below) {
-            let missing = opened[below - 1].meta.sequence + 1;
-            let path = after.path.clone();
-            self.corrupt(
-                &path,
-                0,
-                format_args!("segment {missing} of this key is missing"),
-            );
+            GapVerdict::Missing { missing, after } => {
+                let path = opened[after].path.clone();
+                self.corrupt(
+                    &path,
+                    0,
+                    format_args!("segment {missing} of this key is missing"),
+                );
+            }
         }
     }
 
@@ -401,43 +369,22 @@ impl Run<'_> {
                 }
                 Err(bad) => bad,
             };
-            let legacy = seg.meta.version == FORMAT_VERSION_LEGACY;
-            if newest
-                && !legacy
-                && cursor
-                    .zero_through(&*seg.file, pos, seg.len)
-                    .map_err(read_err)?
-            {
-                // Preallocated space after the newest segment's last record
-                // (a live writer's, or one that crashed): the data ends here.
-                self.advance(seg.len - pos);
-                break;
-            }
-            let resume_at = if legacy {
-                // nano-wal 0.5 never synced and stored no checksum: its data
-                // ends at the first record that does not decode.
-                None
-            } else {
-                cursor
-                    .any_valid_after(&*seg.file, seg.meta, pos + 1, seg.len)
-                    .map_err(read_err)?
-            };
-            match resume_at {
-                // Nothing valid after the damage: at the end of the newest
-                // segment (or of a 0.5 segment) that is a torn write; in a
-                // sealed segment it is corruption.
-                None if newest || legacy => self.torn(&seg.path, pos, seg.len, bad),
-                None => self.corrupt(&seg.path, pos, bad),
-                Some(q) => {
-                    self.corrupt(
-                        &seg.path,
-                        pos,
-                        format_args!("{bad}; a valid record follows at {q}"),
-                    );
-                    // Go on checking from there.
-                    self.advance(q - pos);
-                    pos = q;
-                    continue;
+            let facts = cursor
+                .damage_facts(&*seg.file, seg.meta, (pos, seg.len), bad, newest, true)
+                .map_err(read_err)?;
+            match judge_damage(&facts, self.mode) {
+                // Preallocated space after the last record (a live
+                // writer's, or one that crashed): the data ends here.
+                DamageVerdict::Padding => {}
+                DamageVerdict::TornTail => self.torn(&seg.path, pos, seg.len, &facts.defect),
+                DamageVerdict::Corrupt { reason, resume_at } => {
+                    self.corrupt(&seg.path, pos, reason);
+                    if let Some(q) = resume_at {
+                        // Go on checking from there.
+                        self.advance(q - pos);
+                        pos = q;
+                        continue;
+                    }
                 }
             }
             self.advance(seg.len - pos);

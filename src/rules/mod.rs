@@ -3,5 +3,6 @@
 //! `verify` conclude from the bytes they find ([`recovery`]), and when a
 //! segment has expired ([`retention`]). Pure: facts in, verdicts out; no I/O.
 
+pub(crate) mod recovery;
 pub(crate) mod retention;
 pub(crate) mod write;
