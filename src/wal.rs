@@ -384,21 +384,40 @@ impl Wal {
         )))
     }
 
-    /// Every key that has at least one record.
+    /// Every key that has at least one record and is UTF-8, sorted, as
+    /// nano-wal 0.5 returned them. A key whose bytes are not UTF-8 has no
+    /// `String` that reads it back, so it is left out: [`Wal::keys`] lists
+    /// every key.
     ///
     /// # Errors
     /// A closed handle.
     pub fn enumerate_keys(&self) -> Result<std::vec::IntoIter<String>> {
+        let keys: Vec<String> = self
+            .keys()?
+            .into_iter()
+            .filter_map(|k| String::from_utf8(k).ok())
+            .collect();
+        // Sorted already: UTF-8 orders strings as their bytes.
+        Ok(keys.into_iter())
+    }
+
+    /// Every key that has at least one record, as bytes, sorted bytewise.
+    /// Unlike [`Wal::enumerate_keys`] this includes keys that are not UTF-8;
+    /// each reads back with [`Wal::records`] or [`Wal::scan`].
+    ///
+    /// # Errors
+    /// A closed handle.
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
         self.engine.check_open()?;
-        let mut keys: Vec<String> = self
+        let mut keys: Vec<Vec<u8>> = self
             .engine
             .all_keys()
             .iter()
             .filter(|l| l.has_records())
-            .map(|l| String::from_utf8_lossy(&l.key).into_owned())
+            .map(|l| l.key.clone())
             .collect();
         keys.sort_unstable();
-        Ok(keys.into_iter())
+        Ok(keys)
     }
 
     /// Make every record appended so far durable. Only segments with unsynced
