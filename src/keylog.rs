@@ -216,6 +216,8 @@ impl KeyLog {
         durable: bool,
     ) -> Result<(EntryRef, Arc<Segment>, u64, Option<DurableAppend>)> {
         let mut w = self.lock_writer();
+        // Closing takes this lock after setting `closed` (`Engine::close`).
+        engine.check_open()?;
         if let Some(msg) = &w.poisoned {
             return Err(WalError::Poisoned(msg.clone()));
         }

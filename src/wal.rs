@@ -6,7 +6,6 @@ use std::fmt::Display;
 use std::hash::Hash;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -190,7 +189,15 @@ impl Wal {
         content: Bytes,
         durable: bool,
     ) -> Result<EntryRef> {
-        self.engine.check_writable()?;
+        // A durable append holds the gate through its sync, so closing waits
+        // for it; a non-durable one is covered by its key's writer lock
+        // (see `Engine::close`), keeping the hot path free of shared atomics.
+        let gate = if durable {
+            Some(self.engine.enter(true)?)
+        } else {
+            self.engine.check_writable()?;
+            None
+        };
         check_limits(key.as_ref(), header.as_ref(), &content)?;
         let now = self.engine.config.clock.now_unix_ms();
         let log = self.key_log_for(key.as_ref(), &key)?;
@@ -200,6 +207,7 @@ impl Wal {
             self.engine.make_durable(&seg, end)?;
         }
         drop(joining);
+        drop(gate);
         Ok(r)
     }
 
@@ -231,7 +239,7 @@ impl Wal {
         K: Hash + AsRef<[u8]> + Display,
         I: IntoIterator<Item = (K, Option<Bytes>, Bytes)>,
     {
-        self.engine.check_writable()?;
+        let _gate = self.engine.enter(true)?;
         let now = self.engine.config.clock.now_unix_ms();
         let mut groups: Vec<(Arc<KeyLog>, Pending, Vec<usize>)> = Vec::new();
         let mut by_hash: HashMap<u64, usize> = HashMap::new();
@@ -427,7 +435,7 @@ impl Wal {
     /// [`WalError::Poisoned`] if a segment's earlier write or sync failed
     /// (the other keys are still synced).
     pub fn sync(&self) -> Result<()> {
-        self.engine.check_open()?;
+        let _gate = self.engine.enter(false)?;
         let dirty: Vec<(Arc<Segment>, u64)> = self
             .engine
             .all_keys()
@@ -458,7 +466,7 @@ impl Wal {
     /// # Errors
     /// A read-only handle, I/O errors.
     pub fn compact(&self) -> Result<()> {
-        self.engine.check_writable()?;
+        let _gate = self.engine.enter(true)?;
         crate::retention::compact(&self.engine)
     }
 
@@ -474,12 +482,22 @@ impl Wal {
     /// Close the handle and remove the whole WAL directory, as nano-wal 0.5
     /// documents. Use [`Wal::close`] to keep the data.
     ///
+    /// First it stops new changes and waits for the ones in flight: appends,
+    /// batches, syncs and compactions running on other threads finish
+    /// before anything is removed, and every later one fails with
+    /// [`WalError::Closed`]. No append is acknowledged and then left behind.
+    ///
     /// # Errors
-    /// A read-only handle (it never deletes another writer's data), I/O errors.
+    /// A read-only handle (it never deletes another writer's data), a closed
+    /// handle, I/O errors.
     pub fn shutdown(&self) -> Result<()> {
         self.engine.check_writable()?;
+        if !self.engine.close() {
+            return Err(WalError::Closed);
+        }
         // No trim: the files are about to be removed.
-        self.release(false)?;
+        self.drop_files();
+        self.unlock();
         let dir = &self.engine.config.dir;
         self.engine
             .config
@@ -503,11 +521,12 @@ impl Wal {
         synced.and(released)
     }
 
-    /// Close every file and release the lock. Trims the preallocated zeros
-    /// off active segments first (not durably: should the trim be lost, a
-    /// later open reads the zeros as the end of the data and trims them).
+    /// Close the handle (waiting for changes in flight), close every file
+    /// and release the lock. Trims the preallocated zeros off active
+    /// segments first (not durably: should the trim be lost, a later open
+    /// reads the zeros as the end of the data and trims them).
     fn release(&self, trim: bool) -> Result<()> {
-        if self.engine.closed.swap(true, Ordering::AcqRel) {
+        if !self.engine.close() {
             return Ok(());
         }
         let mut trimmed = Ok(());
@@ -518,19 +537,29 @@ impl Wal {
                 }
             }
         }
+        self.drop_files();
+        self.unlock();
+        trimmed
+    }
+
+    /// Close every file handle and forget the key table (after `close`).
+    fn drop_files(&self) {
         drop(self.engine.cache.drain());
         self.engine
             .keys
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+
+    /// Release the directory's lock.
+    fn unlock(&self) {
         drop(
             self.lock
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        trimmed
     }
 }
 
