@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::hash::Hash;
+use std::io;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -479,7 +480,7 @@ impl Wal {
             .count()
     }
 
-    /// Close the handle and remove the whole WAL directory, as nano-wal 0.5
+    /// Close the handle and delete the WAL's data, as nano-wal 0.5
     /// documents. Use [`Wal::close`] to keep the data.
     ///
     /// First it stops new changes and waits for the ones in flight: appends,
@@ -487,23 +488,61 @@ impl Wal {
     /// before anything is removed, and every later one fails with
     /// [`WalError::Closed`]. No append is acknowledged and then left behind.
     ///
+    /// Then it removes only the WAL's own files: the segments this handle
+    /// knows (those it opened or created and still holds), the
+    /// `nano-wal.fsync-failed` note and `nano-wal.lock`, and finally the
+    /// directory itself if that left it empty. Anything else in the
+    /// directory (a `README.txt`, a `notes/` folder) stays, and so does the
+    /// directory then, without an error.
+    ///
     /// # Errors
     /// A read-only handle (it never deletes another writer's data), a closed
-    /// handle, I/O errors.
+    /// handle, I/O errors removing a file (the others are still removed).
     pub fn shutdown(&self) -> Result<()> {
         self.engine.check_writable()?;
         if !self.engine.close() {
             return Err(WalError::Closed);
         }
+        let engine = &self.engine;
+        let storage = &engine.config.storage;
+        let dir = &engine.config.dir;
+        let mut doomed: Vec<PathBuf> = engine
+            .all_keys()
+            .iter()
+            .flat_map(|log| log.segments_from(0))
+            .map(|seg| seg.path.clone())
+            .collect();
+        doomed.push(dir.join(crate::marker::FSYNC_FAILED_FILE_NAME));
+        // Removed while we still hold the lock: removed after unlocking, it
+        // could be another writer's lock file by then.
+        doomed.push(dir.join(LOCK_FILE_NAME));
         // No trim: the files are about to be removed.
         self.drop_files();
+        let mut removed = Ok(());
+        for path in &doomed {
+            match storage.remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => removed = removed.and(Err(io_at(path, "remove", e))),
+            }
+        }
         self.unlock();
-        let dir = &self.engine.config.dir;
-        self.engine
-            .config
-            .storage
-            .remove_dir_all(dir)
-            .map_err(|e| io_at(dir, "remove", e))
+        removed?;
+        match storage.remove_dir(dir) {
+            Ok(()) => Ok(()),
+            // Files that are not the WAL's stay, and with them the directory.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::DirectoryNotEmpty
+                        | io::ErrorKind::AlreadyExists
+                        | io::ErrorKind::NotFound
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(io_at(dir, "remove", e)),
+        }
     }
 
     /// Sync everything, close every file and release the lock, keeping the
