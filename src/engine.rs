@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use crate::cache::{Evicted, HandleCache};
 use crate::error::{PoisonCause, Result, WalError, io_at};
@@ -49,7 +49,17 @@ pub(crate) struct Engine {
     pub keys: RwLock<KeyTable>,
     /// Why this handle cannot write, if it cannot.
     pub read_only: Option<String>,
-    pub closed: AtomicBool,
+    /// Set once, by [`Engine::close`], under `gate`'s exclusive side.
+    closed: AtomicBool,
+    /// The gate between changes and closing. Durable appends, batches,
+    /// `sync()` and compaction hold its shared side for their whole
+    /// duration ([`Engine::enter`]); closing sets `closed` under its
+    /// exclusive side, so none of them is still running afterwards and none
+    /// starts. Non-durable appends, the hot path, do not touch it: they
+    /// check `closed` under their key's writer lock, which closing then
+    /// takes once for every key, so they cost no atomic read-modify-write
+    /// beyond the writer lock they take anyway.
+    gate: RwLock<()>,
     /// A failed fsync was recorded in the directory.
     sync_failure_noted: AtomicBool,
     /// Counts directory changes (segment creations and removals).
@@ -81,6 +91,7 @@ impl Engine {
             keys: RwLock::new(KeyTable::default()),
             read_only,
             closed: AtomicBool::new(false),
+            gate: RwLock::new(()),
             sync_failure_noted: AtomicBool::new(false),
             // Generation 1 stands for "whatever the directory held at open":
             // its entries may not be durable yet (a process crash keeps
@@ -114,6 +125,40 @@ impl Engine {
             Some(why) => Err(WalError::ReadOnly(why.clone())),
             None => Ok(()),
         }
+    }
+
+    /// Enter an operation that closing must wait for (see `gate`): `Closed`
+    /// once the handle is closed, and, if `write`, `ReadOnly` for a
+    /// read-only handle. Hold the guard until the operation is done; never
+    /// enter twice on one thread (a waiting `close` would deadlock it).
+    pub fn enter(&self, write: bool) -> Result<RwLockReadGuard<'_, ()>> {
+        let guard = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        if write {
+            self.check_writable()?;
+        } else {
+            self.check_open()?;
+        }
+        Ok(guard)
+    }
+
+    /// Close the handle: once this returns, no change to the log is running
+    /// and every later one fails with `Closed`. False if it was closed
+    /// already.
+    pub fn close(&self) -> bool {
+        {
+            let _exclusive = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return false;
+            }
+        }
+        // A non-durable append checks `closed` under its key's writer lock:
+        // once we have held each of them, every such append either finished
+        // before or sees `closed`. A key created after this listing saw
+        // `closed` already (the key table's lock orders it after the swap).
+        for log in self.all_keys() {
+            drop(log.lock_writer());
+        }
+        true
     }
 
     pub fn key_log(&self, key_hash: u64) -> Option<Arc<KeyLog>> {

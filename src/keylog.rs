@@ -221,6 +221,8 @@ impl KeyLog {
         durable: bool,
     ) -> Result<AppendedOne> {
         let mut w = self.lock_writer();
+        // Closing takes this lock after setting `closed` (`Engine::close`).
+        engine.check_open()?;
         if let Some(cause) = &w.poisoned {
             return Err(WalError::Poisoned(cause.clone()));
         }

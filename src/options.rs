@@ -256,10 +256,9 @@ impl WalBuilder {
     /// # Errors
     /// Invalid configuration ([`WalError::InvalidConfig`], also for an empty
     /// path), a held lock, I/O errors, corruption that the recovery mode does
-    /// not tolerate, and [`WalError::ForeignFile`] for a
-    /// file in the directory that the WAL will not touch (a symbolic link, a
-    /// directory named like a segment, a segment-named file it did not
-    /// write).
+    /// not tolerate, and [`WalError::ForeignFile`] for a file in the
+    /// directory that the WAL will not touch (a symbolic link, a directory
+    /// named like a segment, a segment-named file it did not write).
     pub fn open(self) -> Result<crate::Wal> {
         crate::Wal::open_with(self, false)
     }

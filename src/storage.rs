@@ -86,8 +86,9 @@ pub trait Storage: Send + Sync + Debug {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn StorageFile>>;
     /// Remove a file (a symbolic link itself, never its target).
     fn remove_file(&self, path: &Path) -> io::Result<()>;
-    /// Remove a directory and everything in it.
-    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Remove a directory if it is empty; fails (for example with
+    /// [`io::ErrorKind::DirectoryNotEmpty`]) if it is not.
+    fn remove_dir(&self, dir: &Path) -> io::Result<()>;
     /// Make the directory's entries (creations and removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Take an exclusive lock on the file at `path`, creating it if needed.
@@ -194,8 +195,8 @@ impl Storage for StdStorage {
         std::fs::remove_file(path)
     }
 
-    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::remove_dir_all(dir)
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::remove_dir(dir)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::hash::Hash;
+use std::io;
 use std::ops::ControlFlow;
-use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -168,7 +168,15 @@ impl Wal {
         content: Bytes,
         durable: bool,
     ) -> Result<EntryRef> {
-        self.engine.check_writable()?;
+        // A durable append holds the gate through its sync, so closing waits
+        // for it; a non-durable one is covered by its key's writer lock
+        // (see `Engine::close`), keeping the hot path free of shared atomics.
+        let gate = if durable {
+            Some(self.engine.enter(true)?)
+        } else {
+            self.engine.check_writable()?;
+            None
+        };
         let record = write_rules::check(key.as_ref(), header.as_deref(), &content)?;
         let now = self.engine.config.clock.now_unix_ms();
         let log = self.key_log_for(key.as_ref(), &key)?;
@@ -177,6 +185,7 @@ impl Wal {
             self.engine.make_durable(&appended.segment, appended.end)?;
         }
         drop(appended.joining);
+        drop(gate);
         Ok(appended.entry_ref)
     }
 
@@ -208,7 +217,7 @@ impl Wal {
         K: Hash + AsRef<[u8]> + Display,
         I: IntoIterator<Item = (K, Option<Bytes>, Bytes)>,
     {
-        self.engine.check_writable()?;
+        let _gate = self.engine.enter(true)?;
         let now = self.engine.config.clock.now_unix_ms();
         let mut groups: Vec<(Arc<KeyLog>, Pending, Vec<usize>)> = Vec::new();
         let mut by_hash: HashMap<u64, usize> = HashMap::new();
@@ -361,21 +370,40 @@ impl Wal {
         )))
     }
 
-    /// Every key that has at least one record.
+    /// Every key that has at least one record and is UTF-8, sorted, as
+    /// nano-wal 0.5 returned them. A key whose bytes are not UTF-8 has no
+    /// `String` that reads it back, so it is left out: [`Wal::keys`] lists
+    /// every key.
     ///
     /// # Errors
     /// A closed handle.
     pub fn enumerate_keys(&self) -> Result<std::vec::IntoIter<String>> {
+        let keys: Vec<String> = self
+            .keys()?
+            .into_iter()
+            .filter_map(|k| String::from_utf8(k).ok())
+            .collect();
+        // Sorted already: UTF-8 orders strings as their bytes.
+        Ok(keys.into_iter())
+    }
+
+    /// Every key that has at least one record, as bytes, sorted bytewise.
+    /// Unlike [`Wal::enumerate_keys`] this includes keys that are not UTF-8;
+    /// each reads back with [`Wal::records`] or [`Wal::scan`].
+    ///
+    /// # Errors
+    /// A closed handle.
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>> {
         self.engine.check_open()?;
-        let mut keys: Vec<String> = self
+        let mut keys: Vec<Vec<u8>> = self
             .engine
             .all_keys()
             .iter()
             .filter(|l| l.has_records())
-            .map(|l| String::from_utf8_lossy(&l.key).into_owned())
+            .map(|l| l.key.clone())
             .collect();
         keys.sort_unstable();
-        Ok(keys.into_iter())
+        Ok(keys)
     }
 
     /// Make every record appended so far durable. Only segments with unsynced
@@ -385,7 +413,7 @@ impl Wal {
     /// [`WalError::Poisoned`] if a segment's earlier write or sync failed
     /// (the other keys are still synced).
     pub fn sync(&self) -> Result<()> {
-        self.engine.check_open()?;
+        let _gate = self.engine.enter(false)?;
         let dirty: Vec<(Arc<Segment>, u64)> = self
             .engine
             .all_keys()
@@ -416,7 +444,7 @@ impl Wal {
     /// # Errors
     /// A read-only handle, I/O errors.
     pub fn compact(&self) -> Result<()> {
-        self.engine.check_writable()?;
+        let _gate = self.engine.enter(true)?;
         crate::retention::compact(&self.engine)
     }
 
@@ -429,21 +457,69 @@ impl Wal {
             .count()
     }
 
-    /// Close the handle and remove the whole WAL directory, as nano-wal 0.5
+    /// Close the handle and delete the WAL's data, as nano-wal 0.5
     /// documents. Use [`Wal::close`] to keep the data.
     ///
+    /// First it stops new changes and waits for the ones in flight: appends,
+    /// batches, syncs and compactions running on other threads finish
+    /// before anything is removed, and every later one fails with
+    /// [`WalError::Closed`]. No append is acknowledged and then left behind.
+    ///
+    /// Then it removes only the WAL's own files: the segments this handle
+    /// knows (those it opened or created and still holds), the
+    /// `nano-wal.fsync-failed` note and `nano-wal.lock`, and finally the
+    /// directory itself if that left it empty. Anything else in the
+    /// directory (a `README.txt`, a `notes/` folder) stays, and so does the
+    /// directory then, without an error.
+    ///
     /// # Errors
-    /// A read-only handle (it never deletes another writer's data), I/O errors.
+    /// A read-only handle (it never deletes another writer's data), a closed
+    /// handle, I/O errors removing a file (the others are still removed).
     pub fn shutdown(&self) -> Result<()> {
         self.engine.check_writable()?;
+        if !self.engine.close() {
+            return Err(WalError::Closed);
+        }
+        let engine = &self.engine;
+        let storage = &engine.config.storage;
+        let dir = &engine.config.dir;
+        let mut doomed: Vec<PathBuf> = engine
+            .all_keys()
+            .iter()
+            .flat_map(|log| log.segments_from(0))
+            .map(|seg| seg.path.clone())
+            .collect();
+        doomed.push(dir.join(crate::marker::FSYNC_FAILED_FILE_NAME));
+        // Removed while we still hold the lock: removed after unlocking, it
+        // could be another writer's lock file by then.
+        doomed.push(dir.join(LOCK_FILE_NAME));
         // No trim: the files are about to be removed.
-        self.release(false)?;
-        let dir = &self.engine.config.dir;
-        self.engine
-            .config
-            .storage
-            .remove_dir_all(dir)
-            .map_err(|e| io_at(dir, "remove", e))
+        self.drop_files();
+        let mut removed = Ok(());
+        for path in &doomed {
+            match storage.remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => removed = removed.and(Err(io_at(path, "remove", e))),
+            }
+        }
+        self.unlock();
+        removed?;
+        match storage.remove_dir(dir) {
+            Ok(()) => Ok(()),
+            // Files that are not the WAL's stay, and with them the directory.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::DirectoryNotEmpty
+                        | io::ErrorKind::AlreadyExists
+                        | io::ErrorKind::NotFound
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(io_at(dir, "remove", e)),
+        }
     }
 
     /// Sync everything, close every file and release the lock, keeping the
@@ -461,11 +537,12 @@ impl Wal {
         synced.and(released)
     }
 
-    /// Close every file and release the lock. Trims the preallocated zeros
-    /// off active segments first (not durably: should the trim be lost, a
-    /// later open reads the zeros as the end of the data and trims them).
+    /// Close the handle (waiting for changes in flight), close every file
+    /// and release the lock. Trims the preallocated zeros off active
+    /// segments first (not durably: should the trim be lost, a later open
+    /// reads the zeros as the end of the data and trims them).
     fn release(&self, trim: bool) -> Result<()> {
-        if self.engine.closed.swap(true, Ordering::AcqRel) {
+        if !self.engine.close() {
             return Ok(());
         }
         let mut trimmed = Ok(());
@@ -476,19 +553,29 @@ impl Wal {
                 }
             }
         }
+        self.drop_files();
+        self.unlock();
+        trimmed
+    }
+
+    /// Close every file handle and forget the key table (after `close`).
+    fn drop_files(&self) {
         drop(self.engine.cache.drain());
         self.engine
             .keys
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+    }
+
+    /// Release the directory's lock.
+    fn unlock(&self) {
         drop(
             self.lock
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
-        trimmed
     }
 }
 

@@ -626,21 +626,18 @@ impl Storage for SimDisk {
         Ok(())
     }
 
-    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
         st.io(Call::Remove)?;
-        let doomed: Vec<String> = st
-            .names
-            .keys()
-            .filter(|n| Path::new(n).starts_with(dir))
-            .cloned()
-            .collect();
-        for name in doomed {
-            st.names.remove(&name);
-            st.log.push(Op::Remove { name });
+        let name = key(dir);
+        if !st.dirs.contains(&name) {
+            return Err(io::ErrorKind::NotFound.into());
         }
-        st.log.push(Op::SyncDir);
-        st.dirs.remove(&key(dir));
+        let in_dir = |n: &String| Path::new(n).parent() == Some(dir);
+        if st.names.keys().any(in_dir) || st.dirs.iter().any(in_dir) {
+            return Err(io::ErrorKind::DirectoryNotEmpty.into());
+        }
+        st.dirs.remove(&name);
         Ok(())
     }
 

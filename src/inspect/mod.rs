@@ -298,8 +298,9 @@ impl Inspector {
         logs
     }
 
-    /// Every key that has at least one record, sorted (as
-    /// [`Wal::enumerate_keys`]).
+    /// Every key that has at least one record, sorted, for display: a key
+    /// that is not UTF-8 is shown lossily (unlike [`Wal::enumerate_keys`],
+    /// which leaves it out; [`Wal::keys`] has its bytes).
     pub fn keys(&self) -> Vec<String> {
         self.sorted_logs()
             .into_iter()

@@ -137,8 +137,8 @@ impl Storage for FaultyStorage {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         StdStorage.remove_file(path)
     }
-    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
-        StdStorage.remove_dir_all(dir)
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        StdStorage.remove_dir(dir)
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.faults.dir_syncs.fetch_add(1, Ordering::SeqCst);
