@@ -164,12 +164,7 @@ impl Segment {
 
     /// The binding of a record at absolute file position `position`.
     pub fn binding(&self, position: u64) -> Binding {
-        Binding {
-            salt: self.salt,
-            key_hash: self.key_hash,
-            sequence: self.sequence,
-            position,
-        }
+        crate::cursor::SegmentMeta::from(self).binding(position)
     }
 
     pub fn id(&self) -> SegmentId {

@@ -8,6 +8,8 @@
 //! embedded bytes must never return a record, and a crash that tears the
 //! outer record after the embedded one is an ordinary torn tail.
 
+mod common;
+
 use bytes::Bytes;
 use nano_wal::{EntryRef, Wal, WalError, key_hash};
 
@@ -123,14 +125,7 @@ fn a_torn_record_around_embedded_ones_is_a_torn_tail() -> Result<(), Box<dyn std
         first
     };
     // A crash tears the outer record well after the embedded records.
-    let seg = std::fs::read_dir(dir.path())?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "log"))
-        .ok_or("no segment")?;
-    let file = std::fs::OpenOptions::new().write(true).open(&seg)?;
-    file.set_len(file.metadata()?.len() - 1024)?;
-    drop(file);
+    common::tear_only_segment(dir.path(), 1024)?;
 
     let wal = Wal::builder(dir.path()).open()?;
     assert_eq!(wal.recovery_report().torn_tails.len(), 1);

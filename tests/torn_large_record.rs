@@ -38,15 +38,7 @@ fn reopening_after_a_torn_64_mib_record_reads_each_byte_a_bounded_number_of_time
         wal.close()?;
         kept
     };
-    let seg = std::fs::read_dir(dir.path())?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "log"))
-        .ok_or("no segment")?;
-    let file = std::fs::OpenOptions::new().write(true).open(&seg)?;
-    let file_len = file.metadata()?.len();
-    file.set_len(file_len - TORN_BYTES)?;
-    drop(file);
+    let file_len = common::tear_only_segment(dir.path(), TORN_BYTES)?;
 
     let (storage, faults) = common::FaultyStorage::create();
     // Linear: the tail scan, the search after the damage and the cut's

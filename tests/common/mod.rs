@@ -151,3 +151,18 @@ impl Storage for FaultyStorage {
         StdStorage.boot_id()
     }
 }
+
+/// Cut `bytes` off the end of the only segment file in `dir`, as a crash in
+/// the middle of its last write would leave it; returns the file's length
+/// before the cut.
+pub fn tear_only_segment(dir: &Path, bytes: u64) -> io::Result<u64> {
+    let seg = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .ok_or_else(|| io::Error::other("no segment"))?;
+    let file = std::fs::OpenOptions::new().write(true).open(&seg)?;
+    let len = file.metadata()?.len();
+    file.set_len(len - bytes)?;
+    Ok(len)
+}
