@@ -18,10 +18,8 @@
 //!
 //! `--smoke` is one run of 1 MiB (CI).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::thread;
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -178,30 +176,12 @@ enum Outcome {
 
 /// In the parent: open `dir` in a child, check what recovery reported.
 fn run_child(dir: &Path, expect_dropped: u64, timeout: Duration) -> Res<Outcome> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--child")
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let (out, err) = (child.stdout.take(), child.stderr.take());
-    let out = thread::spawn(move || drain(out));
-    let err = thread::spawn(move || drain(err));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if start.elapsed() > timeout {
-            child.kill()?;
-            child.wait()?;
-            return Ok(Outcome::TimedOut);
-        }
-        thread::sleep(Duration::from_millis(5));
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.arg("--child").arg(dir);
+    let Some(run) = nano_wal_bench::run_child(&mut cmd, timeout)? else {
+        return Ok(Outcome::TimedOut);
     };
-    let out = out.join().map_err(|_| "stdout reader panicked")?;
-    let err = err.join().map_err(|_| "stderr reader panicked")?;
+    let (status, out, err) = (run.status, run.stdout, run.stderr);
     let line = out.lines().find_map(|l| l.strip_prefix("RESULT "));
     let (Some(line), true) = (line, status.success()) else {
         return Err(format!("reopen failed ({status}): {}", err.trim()).into());
@@ -220,15 +200,6 @@ fn run_child(dir: &Path, expect_dropped: u64, timeout: Duration) -> Res<Outcome>
         .into());
     }
     Ok(Outcome::Ms(ms.parse()?))
-}
-
-fn drain(pipe: Option<impl Read>) -> String {
-    let mut s = String::new();
-    if let Some(mut p) = pipe {
-        // A read error leaves what was read; the caller reports what is missing.
-        drop(p.read_to_string(&mut s));
-    }
-    s
 }
 
 /// Median of a non-empty, sorted slice.

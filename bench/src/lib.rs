@@ -45,3 +45,65 @@ pub fn rss_kib() -> Option<u64> {
 pub fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
+
+/// What a child process left when it ended.
+#[derive(Debug)]
+pub struct ChildRun {
+    /// How it ended.
+    pub status: std::process::ExitStatus,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+}
+
+/// Run `cmd` (stdin closed, stdout and stderr captured) until it exits, or
+/// kill it once `timeout` has passed (`Ok(None)`).
+///
+/// # Errors
+/// Spawning or waiting for the child failed.
+pub fn run_child(
+    cmd: &mut std::process::Command,
+    timeout: std::time::Duration,
+) -> std::io::Result<Option<ChildRun>> {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    let out = std::thread::spawn(move || drain(out));
+    let err = std::thread::spawn(move || drain(err));
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > timeout {
+            child.kill()?;
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let joined = |h: std::thread::JoinHandle<String>| {
+        h.join()
+            .map_err(|_| std::io::Error::other("a pipe reader panicked"))
+    };
+    Ok(Some(ChildRun {
+        status,
+        stdout: joined(out)?,
+        stderr: joined(err)?,
+    }))
+}
+
+/// Everything readable from a child's pipe. A read error leaves what was
+/// read; the caller reports what is missing.
+fn drain(pipe: Option<impl std::io::Read>) -> String {
+    let mut s = String::new();
+    if let Some(mut p) = pipe {
+        drop(p.read_to_string(&mut s));
+    }
+    s
+}

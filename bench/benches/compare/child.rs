@@ -4,11 +4,9 @@
 //! behind by one system cannot slow the next, and a panic or a descriptor
 //! exhaustion is reported in its cell instead of ending the run.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use super::measure::{Ctx, Run};
 use super::systems::{self, Res};
@@ -83,44 +81,17 @@ pub fn run(index: usize, system: &str, smoke: bool, input: Option<&Path>) -> Res
     if let Some(dir) = input {
         cmd.arg("--input").arg(dir);
     }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let (out, err) = (child.stdout.take(), child.stderr.take());
-    let out = thread::spawn(move || drain(out));
-    let err = thread::spawn(move || drain(err));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if start.elapsed() > CHILD_TIMEOUT {
-            child.kill()?;
-            child.wait()?;
-            return Ok(Outcome::Failed(format!(
-                "timed out after {} s",
-                CHILD_TIMEOUT.as_secs()
-            )));
-        }
-        thread::sleep(Duration::from_millis(5));
+    let Some(run) = nano_wal_bench::run_child(&mut cmd, CHILD_TIMEOUT)? else {
+        return Ok(Outcome::Failed(format!(
+            "timed out after {} s",
+            CHILD_TIMEOUT.as_secs()
+        )));
     };
-    let out = out.join().map_err(|_| "stdout reader panicked")?;
-    let err = err.join().map_err(|_| "stderr reader panicked")?;
+    let (status, out, err) = (run.status, run.stdout, run.stderr);
     Ok(parse(&out).unwrap_or_else(|| {
         let last = err.lines().rev().find(|l| !l.trim().is_empty());
         Outcome::Failed(format!("child {status}: {}", last.unwrap_or("no output")))
     }))
-}
-
-fn drain(pipe: Option<impl Read>) -> String {
-    let mut s = String::new();
-    if let Some(mut p) = pipe {
-        // A read error leaves what was read; the outcome says what is missing.
-        drop(p.read_to_string(&mut s));
-    }
-    s
 }
 
 /// The outcome the child printed, if it printed one.
