@@ -10,6 +10,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use crate::cache::{Evicted, HandleCache};
 use crate::error::{PoisonCause, Result, WalError, io_at};
 use crate::keylog::KeyLog;
+use crate::metrics::{AppendCounts, Count, Counters, Metrics};
 use crate::options::Config;
 use crate::segment::Segment;
 use crate::storage::{OpenMode, StorageFile, read_exact_at, write_all_at};
@@ -66,15 +67,8 @@ pub(crate) struct Engine {
     dir_generation: AtomicU64,
     /// Which directory changes are known durable.
     dir_durability: Watermark,
-}
-
-/// fdatasync a segment's file; a failure is the cause that poisons it.
-fn sync_segment(
-    seg: &Segment,
-    file: &Arc<dyn StorageFile>,
-) -> std::result::Result<(), PoisonCause> {
-    file.sync_data()
-        .map_err(|e| PoisonCause::new(io_at(&seg.path, "fdatasync", e)))
+    /// What `Wal::metrics` reports beyond the per-key append counts.
+    counters: Counters,
 }
 
 /// `EMFILE`/`ENFILE`: the process or system is out of file descriptors.
@@ -99,7 +93,45 @@ impl Engine {
             // syncs the directory once.
             dir_generation: AtomicU64::new(1),
             dir_durability: Watermark::new(0),
+            counters: Counters::default(),
         }
+    }
+
+    /// Count something for `Wal::metrics`.
+    pub fn count(&self, which: Count, n: u64) {
+        self.counters.add(which, n);
+    }
+
+    /// The metrics snapshot: the shared counters, every key's appends, the
+    /// open files and the keys.
+    pub fn metrics(&self) -> Metrics {
+        let keys = self.all_keys();
+        let mut appended = AppendCounts::default();
+        for log in &keys {
+            let counts = log.lock_writer().appended();
+            appended.add(counts.records, counts.bytes);
+        }
+        let mut m = self.counters.snapshot(appended);
+        m.open_files = self.cache.len();
+        m.keys = keys.len();
+        m
+    }
+
+    /// fdatasync a segment's file for its watermark; a failure is the
+    /// cause that poisons it.
+    fn sync_segment(
+        &self,
+        seg: &Segment,
+        file: &Arc<dyn StorageFile>,
+    ) -> std::result::Result<(), PoisonCause> {
+        self.sync_file(&**file)
+            .map_err(|e| PoisonCause::new(io_at(&seg.path, "fdatasync", e)))
+    }
+
+    /// fdatasync a segment's file, counted.
+    pub fn sync_file(&self, file: &dyn StorageFile) -> io::Result<()> {
+        self.count(Count::SegmentSyncs, 1);
+        file.sync_data()
     }
 
     /// How this handle opens existing segment files.
@@ -246,6 +278,7 @@ impl Engine {
                 || self.dir_generation.load(Ordering::Acquire),
                 || 0,
                 || {
+                    self.count(Count::DirectorySyncs, 1);
                     self.with_descriptor(|| self.config.storage.sync_dir(dir))
                         .map_err(|e| PoisonCause::new(io_at(dir, "fsync directory", e)))
                 },
@@ -275,7 +308,7 @@ impl Engine {
             target,
             || seg.end(),
             || seg.durable_appenders(),
-            || sync_segment(seg, file),
+            || self.sync_segment(seg, file),
         );
         synced.map_err(|cause| {
             self.quarantine(seg, file);
@@ -286,7 +319,7 @@ impl Engine {
     /// Make a cut of the file's preallocated tail durable (fdatasync covers
     /// a change of size). A failure poisons the segment like any failed fsync.
     pub fn sync_trim(&self, seg: &Arc<Segment>, file: &Arc<dyn StorageFile>) -> Result<()> {
-        file.sync_data().map_err(|e| {
+        self.sync_file(&**file).map_err(|e| {
             let cause = PoisonCause::new(io_at(
                 &seg.path,
                 "fdatasync after trimming preallocated space of",
@@ -324,7 +357,7 @@ impl Engine {
                 write_all_at(&**file, &header, 0)?;
             }
             file.set_len(keep)?;
-            file.sync_data()
+            self.sync_file(&**file)
         })();
         // Recorded, not swallowed: the segment's watermark already holds the
         // failure every later caller sees; this is cleanup only.
@@ -437,7 +470,7 @@ impl Engine {
                 seg.end(),
                 || seg.end(),
                 || 0,
-                || sync_segment(seg, file),
+                || self.sync_segment(seg, file),
             );
             if let Err(cause) = synced {
                 // Not lost: the watermark keeps the failure, and every later

@@ -14,6 +14,7 @@ use crate::format::FORMAT_VERSION_CURRENT;
 use crate::format::record;
 use crate::format::segment_header::{self, NewHeader};
 use crate::key::segment_file_name;
+use crate::metrics::{AppendCounts, Count};
 use crate::rules::write::Checked;
 use crate::segment::{DurableAppend, Segment, SegmentId, SegmentInit};
 use crate::storage::{OpenMode, StorageFile, write_all_at};
@@ -61,6 +62,8 @@ pub(crate) struct Writer {
     /// appends skip the cache lookup. Weak, so it never holds a descriptor
     /// open past the cache's limit.
     active_file: Option<(SegmentId, Weak<dyn StorageFile>)>,
+    /// Records and bytes this key's appends wrote (for `Wal::metrics`).
+    appended: AppendCounts,
 }
 
 impl Writer {
@@ -71,7 +74,13 @@ impl Writer {
             poisoned: None,
             allocated_end: 0,
             active_file: None,
+            appended: AppendCounts::default(),
         }
+    }
+
+    /// What this key's appends wrote so far.
+    pub fn appended(&self) -> AppendCounts {
+        self.appended
     }
 }
 
@@ -203,6 +212,7 @@ impl KeyLog {
             let from = pending.records[i].0;
             let to = pending.records.get(j).map_or(pending.bytes.len(), |r| r.0);
             self.write_at(&mut w, engine, &seg, &pending.bytes[from..to], start_pos)?;
+            w.appended.add((j - i) as u64, pos - start_pos);
             // Readers may now see the records: they are complete in the file.
             seg.publish(pos);
             touched.push((seg, pos));
@@ -245,6 +255,7 @@ impl KeyLog {
         // Readers may now see the record: it is complete in the file.
         seg.publish(pos + len);
         seg.read_hint.note(len);
+        w.appended.add(1, len);
         Ok(AppendedOne {
             entry_ref: EntryRef {
                 key_hash: self.key_hash,
@@ -449,6 +460,7 @@ impl KeyLog {
             return Err(err);
         }
         w.next_sequence = sequence + 1;
+        engine.count(Count::SegmentsCreated, 1);
         let header_len = header.len() as u64;
         w.allocated_end = header_len;
         let seg = Arc::new(Segment::new(SegmentInit {

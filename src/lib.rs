@@ -15,6 +15,7 @@ mod iter;
 mod key;
 mod keylog;
 mod marker;
+mod metrics;
 mod options;
 mod origin;
 mod recovery;
@@ -32,6 +33,7 @@ pub use format::{MAX_CONTENT_BYTES, MAX_HEADER_BYTES, MAX_KEY_BYTES};
 pub use iter::{Contents, Records};
 pub use key::key_hash;
 pub use marker::FSYNC_FAILED_FILE_NAME;
+pub use metrics::Metrics;
 pub use options::{
     DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, RecoveryMode, WalBuilder,
     WalOptions,

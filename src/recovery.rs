@@ -397,16 +397,18 @@ fn sealed_padding(engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
 /// nothing is reported.
 fn cut_padding(engine: &Engine, seg: &Segment, file: &dyn StorageFile, pos: u64) -> Result<()> {
     if engine.read_only.is_none() {
-        cut_durably(seg, file, pos)?;
+        cut_durably(engine, seg, file, pos)?;
     }
     Ok(())
 }
 
 /// Truncate the segment's file at `pos` and make the cut durable.
-fn cut_durably(seg: &Segment, file: &dyn StorageFile, pos: u64) -> Result<()> {
+fn cut_durably(engine: &Engine, seg: &Segment, file: &dyn StorageFile, pos: u64) -> Result<()> {
     file.set_len(pos)
         .map_err(|e| io_at(&seg.path, "truncate", e))?;
-    file.sync_data().map_err(|e| io_at(&seg.path, "sync", e))
+    engine
+        .sync_file(file)
+        .map_err(|e| io_at(&seg.path, "sync", e))
 }
 
 /// Find where the segment's valid data ends and act on the rules' verdict:
@@ -440,7 +442,7 @@ fn scan_tail(
                     // Cut the torn bytes and make the cut durable, so a later
                     // crash cannot put them back behind records appended
                     // after this open.
-                    cut_durably(seg, &*file, pos)?;
+                    cut_durably(engine, seg, &*file, pos)?;
                 }
                 report.torn_tails.push(TornTail {
                     path: seg.path.clone(),

@@ -17,6 +17,7 @@ use crate::error::{Result, WalError, io_at};
 use crate::iter::{Contents, Records, verify_unchecked};
 use crate::key::{key_hash, sanitize};
 use crate::keylog::{KeyLog, Pending, Writer};
+use crate::metrics::{Count, Metrics};
 use crate::options::{WalBuilder, WalOptions};
 use crate::recovery::{self, RecoveryReport};
 use crate::rules::write as write_rules;
@@ -107,6 +108,14 @@ impl Wal {
         &self.report
     }
 
+    /// What this handle has done since it was opened: appends, bytes,
+    /// durable acknowledgements, fsyncs of segments and of the directory,
+    /// segments created, and the files and keys it holds now. A snapshot:
+    /// cheap enough to poll (it takes each key's writer lock briefly).
+    pub fn metrics(&self) -> Metrics {
+        self.engine.metrics()
+    }
+
     /// Segment files this handle holds open right now (bounded by
     /// [`WalBuilder::max_open_files`]).
     pub fn open_file_count(&self) -> usize {
@@ -183,6 +192,7 @@ impl Wal {
         let appended = log.append_one(&self.engine, record, now, durable)?;
         if durable {
             self.engine.make_durable(&appended.segment, appended.end)?;
+            self.engine.count(Count::DurableRecords, 1);
         }
         drop(appended.joining);
         drop(gate);
@@ -250,8 +260,12 @@ impl Wal {
             }
             to_sync.extend(touched);
         }
+        if !out.is_empty() {
+            self.engine.count(Count::Batches, 1);
+        }
         if durable {
             self.engine.make_all_durable(&to_sync)?;
+            self.engine.count(Count::DurableRecords, out.len() as u64);
         }
         Ok(out)
     }

@@ -1,0 +1,114 @@
+//! Counters an operator reads through [`crate::Wal::metrics`]. Dependency
+//! free: the engine counts, a snapshot copies.
+//!
+//! Appends are counted per key under the key's writer lock (no shared
+//! atomic on the append path); syncs, which cost an fsync each anyway, and
+//! durable acknowledgements are counted in shared atomics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of what a [`crate::Wal`] handle has done since it was opened.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let wal = nano_wal::Wal::builder(dir.path()).open()?;
+/// wal.log_entry("k", None, bytes::Bytes::from("v"))?;
+/// let m = wal.metrics();
+/// assert_eq!((m.records_appended, m.durable_records), (1, 1));
+/// assert!(m.segment_syncs >= 1);
+/// # Ok::<(), nano_wal::WalError>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Records appended, by every write method.
+    pub records_appended: u64,
+    /// Bytes written for them: encoded records (fixed fields, header and
+    /// content).
+    pub bytes_appended: u64,
+    /// Records whose append call returned after an fsync covering them
+    /// (durable appends, and the records of durable batches).
+    pub durable_records: u64,
+    /// `append_batch` calls that wrote.
+    pub batches: u64,
+    /// fdatasyncs of segment files: durable appends' group commits, `sync`,
+    /// seals, handles closed with unsynced writes, and recovery's cuts.
+    pub segment_syncs: u64,
+    /// fsyncs of the WAL directory (new and removed segment names).
+    pub directory_syncs: u64,
+    /// Segment files created.
+    pub segments_created: u64,
+    /// Segment files open right now (at most `max_open_files`).
+    pub open_files: usize,
+    /// Keys this handle knows, with or without records.
+    pub keys: usize,
+}
+
+/// Per-key append counts, kept by the key's writer under its lock.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct AppendCounts {
+    pub records: u64,
+    pub bytes: u64,
+}
+
+impl AppendCounts {
+    /// Count `records` records of `bytes` encoded bytes.
+    pub fn add(&mut self, records: u64, bytes: u64) {
+        self.records += records;
+        self.bytes += bytes;
+    }
+}
+
+/// The engine's shared counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    durable_records: AtomicU64,
+    batches: AtomicU64,
+    segment_syncs: AtomicU64,
+    directory_syncs: AtomicU64,
+    segments_created: AtomicU64,
+}
+
+/// Which shared counter to bump.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Count {
+    DurableRecords,
+    Batches,
+    SegmentSyncs,
+    DirectorySyncs,
+    SegmentsCreated,
+}
+
+impl Counters {
+    /// Add `n` to a counter. Relaxed: counters order nothing.
+    pub fn add(&self, which: Count, n: u64) {
+        self.counter(which).fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn counter(&self, which: Count) -> &AtomicU64 {
+        match which {
+            Count::DurableRecords => &self.durable_records,
+            Count::Batches => &self.batches,
+            Count::SegmentSyncs => &self.segment_syncs,
+            Count::DirectorySyncs => &self.directory_syncs,
+            Count::SegmentsCreated => &self.segments_created,
+        }
+    }
+
+    /// A snapshot with the shared counters and `appends`, the per-key
+    /// counts summed; the caller fills in what it knows (open files, keys).
+    pub fn snapshot(&self, appends: AppendCounts) -> Metrics {
+        let get = |which| self.counter(which).load(Ordering::Relaxed);
+        Metrics {
+            records_appended: appends.records,
+            bytes_appended: appends.bytes,
+            durable_records: get(Count::DurableRecords),
+            batches: get(Count::Batches),
+            segment_syncs: get(Count::SegmentSyncs),
+            directory_syncs: get(Count::DirectorySyncs),
+            segments_created: get(Count::SegmentsCreated),
+            open_files: 0,
+            keys: 0,
+        }
+    }
+}
