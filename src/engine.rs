@@ -43,13 +43,26 @@ impl Hasher for KeyHashHasher {
     }
 }
 
+/// State shared by a `Wal` handle and its iterators.
+///
+/// **Lock order.** A thread that holds more than one of these locks took
+/// them in this order, and releases them in reverse:
+/// 1. `gate` (shared by changes, exclusive by closing);
+/// 2. `keys` (held only to look up, insert or list keys; never across I/O);
+/// 3. a key's writer mutex (`KeyLog::lock_writer`), one key at a time;
+/// 4. that key's segment table (`KeyLog`'s `segments`);
+/// 5. a segment's durability watermark, then the directory's
+///    (`dir_durability`): a seal inside the writer lock syncs through both;
+/// 6. the handle cache's locks, which are leaves: handles it evicts are
+///    synced after its locks are released.
 #[derive(Debug)]
 pub(crate) struct Engine {
     pub config: Config,
     pub cache: HandleCache,
-    pub keys: RwLock<KeyTable>,
+    /// Every key this handle knows, by key hash.
+    keys: RwLock<KeyTable>,
     /// Why this handle cannot write, if it cannot.
-    pub read_only: Option<String>,
+    read_only: Option<String>,
     /// Set once, by [`Engine::close`], under `gate`'s exclusive side.
     closed: AtomicBool,
     /// The gate between changes and closing. Durable appends, batches,
@@ -191,6 +204,41 @@ impl Engine {
             drop(log.lock_writer());
         }
         true
+    }
+
+    /// Whether this handle can only read.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.is_some()
+    }
+
+    /// Replace the key table (opening, after recovery loaded it).
+    pub fn install_keys(&self, keys: KeyTable) {
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = keys;
+    }
+
+    /// Forget every key (closing).
+    pub fn clear_keys(&self) {
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The key log for `key_hash`, made by `make` if the key is new.
+    pub fn key_log_or_insert(
+        &self,
+        key_hash: u64,
+        make: impl FnOnce() -> Arc<KeyLog>,
+    ) -> Arc<KeyLog> {
+        if let Some(log) = self.key_log(key_hash) {
+            return log;
+        }
+        self.keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key_hash)
+            .or_insert_with(make)
+            .clone()
     }
 
     pub fn key_log(&self, key_hash: u64) -> Option<Arc<KeyLog>> {

@@ -52,12 +52,13 @@ pub(crate) type Touched = Vec<(Arc<Segment>, u64)>;
 
 #[derive(Debug)]
 pub(crate) struct Writer {
-    pub active: Option<Arc<Segment>>,
-    pub next_sequence: u64,
-    pub poisoned: Option<PoisonCause>,
+    /// The segment appends go to; `None` until the next append creates one.
+    active: Option<Arc<Segment>>,
+    next_sequence: u64,
+    poisoned: Option<PoisonCause>,
     /// Size of the active segment's file, which may run past its data into
     /// preallocated zeros (FORMAT.md §7).
-    pub allocated_end: u64,
+    allocated_end: u64,
     /// The active segment's handle while the handle cache keeps it open:
     /// appends skip the cache lookup. Weak, so it never holds a descriptor
     /// open past the cache's limit.
@@ -76,6 +77,39 @@ impl Writer {
             active_file: None,
             appended: AppendCounts::default(),
         }
+    }
+
+    /// The writer of a key recovery found: appends continue at sequence
+    /// `next_sequence`, after sealing `inherited`, the newest segment an
+    /// earlier process wrote (never appended to, FORMAT.md §7).
+    pub fn recovered(next_sequence: u64, inherited: Option<Arc<Segment>>) -> Self {
+        Self {
+            active: inherited,
+            ..Self::new(next_sequence)
+        }
+    }
+
+    /// The segment appends go to, if any.
+    pub fn active(&self) -> Option<&Arc<Segment>> {
+        self.active.as_ref()
+    }
+
+    /// Whether `seg` is the segment appends go to.
+    pub fn is_active(&self, seg: &Arc<Segment>) -> bool {
+        self.active.as_ref().is_some_and(|a| Arc::ptr_eq(a, seg))
+    }
+
+    /// Stop appending to `seg` if it is the active segment (it is being
+    /// removed); the next append creates a new one.
+    pub fn forget_active(&mut self, seg: &Arc<Segment>) {
+        if self.is_active(seg) {
+            self.active = None;
+            self.active_file = None;
+        }
+    }
+
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.is_some()
     }
 
     /// What this key's appends wrote so far.

@@ -72,10 +72,7 @@ pub(crate) fn open_engine(
     let engine = Arc::new(Engine::new(config, read_only));
     let mut report = RecoveryReport::default();
     let keys = load(&engine, &mut report)?;
-    *engine
-        .keys
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = keys;
+    engine.install_keys(keys);
     Ok((engine, report))
 }
 
@@ -186,8 +183,7 @@ fn load_key(
         .and_then(|s| s.rsplitn(3, '-').nth(2))
         .unwrap_or("")
         .to_owned();
-    let mut writer = Writer::new(next_sequence);
-    writer.active = active;
+    let writer = Writer::recovered(next_sequence, active);
     Ok(Some(KeyLog::new(key, hash, prefix, table, writer)))
 }
 
@@ -258,7 +254,7 @@ fn drop_compaction_leftovers(
     for seg in &segments[..count] {
         table.remove(&seg.sequence);
         engine.cache.forget(seg.id());
-        if engine.read_only.is_none() {
+        if !engine.is_read_only() {
             match engine.config.storage.remove_file(&seg.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -335,7 +331,7 @@ fn damaged_header(
         DamagedHeaderVerdict::Corrupt(reason) => return Err(corrupted(path, 0, reason)),
         DamagedHeaderVerdict::TornCreation => {}
     }
-    let repaired = engine.read_only.is_none();
+    let repaired = !engine.is_read_only();
     if repaired {
         engine
             .config
@@ -396,7 +392,7 @@ fn sealed_padding(engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
 /// it off, durably, so that only a key's newest segment ever ends in zeros;
 /// nothing is reported.
 fn cut_padding(engine: &Engine, seg: &Segment, file: &dyn StorageFile, pos: u64) -> Result<()> {
-    if engine.read_only.is_none() {
+    if !engine.is_read_only() {
         cut_durably(engine, seg, file, pos)?;
     }
     Ok(())
@@ -437,7 +433,7 @@ fn scan_tail(
                 return Err(corrupted(&seg.path, pos, reason));
             }
             DamageVerdict::TornTail => {
-                let repaired = engine.read_only.is_none() && seg.is_checksummed();
+                let repaired = !engine.is_read_only() && seg.is_checksummed();
                 if repaired {
                     // Cut the torn bytes and make the cut durable, so a later
                     // crash cannot put them back behind records appended

@@ -43,13 +43,13 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
     };
     let mut doomed = &segments[..n_expired];
     if n_expired == segments.len() {
-        if last.has_records() && w.poisoned.is_none() {
+        if last.has_records() && !w.is_poisoned() {
             // The newest segment holds only expired records. Start an empty
             // successor and make it durable, name and header, before removing
             // anything: recovery then always finds the newest sequence, never
             // goes back to an old number, and sees any segment a crash brings
             // back as a gap below it.
-            if w.active.as_ref().is_some_and(|a| Arc::ptr_eq(a, last)) {
+            if w.is_active(last) {
                 log.seal(&mut w, engine, last)?;
             }
             let next = log.create_segment(&mut w, engine, now)?;
@@ -68,9 +68,7 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
     for seg in doomed {
         log.remove_segment(seg.sequence);
         engine.cache.forget(seg.id());
-        if w.active.as_ref().is_some_and(|a| Arc::ptr_eq(a, seg)) {
-            w.active = None;
-        }
+        w.forget_active(seg);
         match engine.config.storage.remove_file(&seg.path) {
             Ok(()) => {}
             // Already gone: the state we want holds.

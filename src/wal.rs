@@ -124,34 +124,21 @@ impl Wal {
 
     /// Whether this handle can only read.
     pub fn is_read_only(&self) -> bool {
-        self.engine.read_only.is_some()
+        self.engine.is_read_only()
     }
 
     fn key_log_for(&self, key: &[u8], display: &dyn Display) -> Result<Arc<KeyLog>> {
         let hash = key_hash(key);
-        let log = match self.engine.key_log(hash) {
-            Some(log) => log,
-            None => {
-                let mut keys = self
-                    .engine
-                    .keys
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner);
-                keys.entry(hash)
-                    .or_insert_with(|| {
-                        let writer = Writer::new(1);
-                        let name = sanitize(&display.to_string());
-                        Arc::new(KeyLog::new(
-                            key.to_vec(),
-                            hash,
-                            name,
-                            BTreeMap::new(),
-                            writer,
-                        ))
-                    })
-                    .clone()
-            }
-        };
+        let log = self.engine.key_log_or_insert(hash, || {
+            let name = sanitize(&display.to_string());
+            Arc::new(KeyLog::new(
+                key.to_vec(),
+                hash,
+                name,
+                BTreeMap::new(),
+                Writer::new(1),
+            ))
+        });
         if log.key != key {
             return Err(WalError::InvalidConfig(format!(
                 "key {display} has the same hash {hash} as another key in this WAL"
@@ -432,7 +419,7 @@ impl Wal {
             .engine
             .all_keys()
             .iter()
-            .filter_map(|log| log.lock_writer().active.clone())
+            .filter_map(|log| log.lock_writer().active().cloned())
             .filter(|s| {
                 s.is_dirty()
                     || s.durability.failure().is_some()
@@ -467,7 +454,7 @@ impl Wal {
         self.engine
             .all_keys()
             .iter()
-            .filter(|l| l.lock_writer().active.is_some())
+            .filter(|l| l.lock_writer().active().is_some())
             .count()
     }
 
@@ -560,7 +547,7 @@ impl Wal {
             return Ok(());
         }
         let mut trimmed = Ok(());
-        if trim && self.engine.read_only.is_none() {
+        if trim && !self.engine.is_read_only() {
             for log in self.engine.all_keys() {
                 if let Err(e) = log.trim_preallocated(&self.engine) {
                     trimmed = trimmed.and(Err(e));
@@ -575,11 +562,7 @@ impl Wal {
     /// Close every file handle and forget the key table (after `close`).
     fn drop_files(&self) {
         drop(self.engine.cache.drain());
-        self.engine
-            .keys
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        self.engine.clear_keys();
     }
 
     /// Release the directory's lock.
