@@ -7,13 +7,7 @@ use crate::engine::Engine;
 use crate::error::{Result, io_at};
 use crate::keylog::KeyLog;
 use crate::rules;
-use crate::segment::Segment;
-
-/// Whether every record of `seg` is older than the retention (the rule is
-/// [`rules::retention::expired`]).
-pub(crate) fn expired(seg: &Segment, now_ms: u64, retention_ms: u64) -> bool {
-    rules::retention::expired(seg.rotate_at_ms, now_ms, retention_ms)
-}
+use crate::rules::retention::SegmentAge;
 
 pub(crate) fn compact(engine: &Arc<Engine>) -> Result<()> {
     let now = engine.config.clock.now_unix_ms();
@@ -34,29 +28,26 @@ pub(crate) fn compact(engine: &Arc<Engine>) -> Result<()> {
 fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> Result<bool> {
     let mut w = log.lock_writer();
     let segments = log.segments_from(0);
-    let n_expired = segments
+    let ages: Vec<SegmentAge> = segments
         .iter()
-        .take_while(|s| expired(s, now, retention))
-        .count();
-    let Some(last) = segments.last() else {
-        return Ok(false);
-    };
-    let mut doomed = &segments[..n_expired];
-    if n_expired == segments.len() {
-        if last.has_records() && !w.is_poisoned() {
-            // The newest segment holds only expired records. Start an empty
-            // successor and make it durable, name and header, before removing
-            // anything: recovery then always finds the newest sequence, never
-            // goes back to an old number, and sees any segment a crash brings
-            // back as a gap below it.
-            if w.is_active(last) {
-                log.seal(&mut w, engine, last)?;
-            }
-            let next = log.create_segment(&mut w, engine, now)?;
-            engine.make_durable(&next, next.end())?;
-        } else {
-            doomed = &segments[..n_expired - 1];
+        .map(|s| SegmentAge {
+            rotate_at_ms: s.rotate_at_ms,
+            has_records: s.has_records(),
+        })
+        .collect();
+    let removal = rules::retention::removal(&ages, now, retention, !w.is_poisoned());
+    let doomed = &segments[..removal.count];
+    if let (true, Some(last)) = (removal.creates_successor, segments.last()) {
+        // The newest segment holds only expired records. Start an empty
+        // successor and make it durable, name and header, before removing
+        // anything: recovery then always finds the newest sequence, never
+        // goes back to an old number, and sees any segment a crash brings
+        // back as a gap below it.
+        if w.is_active(last) {
+            log.seal(&mut w, engine, last)?;
         }
+        let next = log.create_segment(&mut w, engine, now)?;
+        engine.make_durable(&next, next.end())?;
     }
     if let (false, Some(newest)) = (doomed.is_empty(), log.segments_from(0).last()) {
         // The newest surviving segment must be durable (name and header)

@@ -7,6 +7,53 @@ pub(crate) fn expired(rotate_at_ms: u64, now_ms: u64, retention_ms: u64) -> bool
     expires_at_ms(rotate_at_ms, retention_ms) <= now_ms
 }
 
+/// What retention knows of a segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegmentAge {
+    pub rotate_at_ms: u64,
+    pub has_records: bool,
+}
+
+/// What retention removes from one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Removal {
+    /// How many of the key's oldest segments go.
+    pub count: usize,
+    /// Every segment expired and the newest holds records: an empty
+    /// successor is created (and made durable) first, so the key's sequence
+    /// never goes back.
+    pub creates_successor: bool,
+}
+
+/// Which of a key's segments (oldest first) retention removes: only the
+/// oldest, up to the first that has not expired, so no gap ever opens. If
+/// every one expired, the newest goes too only when a successor can be
+/// created for it (`may_create_successor`: the writer is not poisoned) and
+/// it holds records; otherwise it stays, so its sequence is never reused.
+pub(crate) fn removal(
+    ages: &[SegmentAge],
+    now_ms: u64,
+    retention_ms: u64,
+    may_create_successor: bool,
+) -> Removal {
+    let n_expired = ages
+        .iter()
+        .take_while(|s| expired(s.rotate_at_ms, now_ms, retention_ms))
+        .count();
+    let all = n_expired > 0 && n_expired == ages.len();
+    let creates_successor =
+        all && may_create_successor && ages.last().is_some_and(|s| s.has_records);
+    let count = if all && !creates_successor {
+        n_expired - 1
+    } else {
+        n_expired
+    };
+    Removal {
+        count,
+        creates_successor,
+    }
+}
+
 /// When a segment rotated at `rotate_at_ms` expires.
 pub(crate) fn expires_at_ms(rotate_at_ms: u64, retention_ms: u64) -> u64 {
     rotate_at_ms.saturating_add(retention_ms)
@@ -15,6 +62,30 @@ pub(crate) fn expires_at_ms(rotate_at_ms: u64, retention_ms: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::expired;
+
+    #[test]
+    fn only_the_oldest_expired_segments_go_and_the_newest_needs_a_successor() {
+        let age = |rotate_at_ms, has_records| super::SegmentAge {
+            rotate_at_ms,
+            has_records,
+        };
+        let segs = [age(10, true), age(20, true), age(1_000, true)];
+        let r = super::removal(&segs, 500, 100, true);
+        assert_eq!((r.count, r.creates_successor), (2, false));
+        let all = [age(10, true), age(20, true)];
+        let r = super::removal(&all, 500, 100, true);
+        assert_eq!((r.count, r.creates_successor), (2, true));
+        let r = super::removal(&all, 500, 100, false);
+        assert_eq!(
+            (r.count, r.creates_successor),
+            (1, false),
+            "poisoned: no successor"
+        );
+        let empty_newest = [age(10, true), age(20, false)];
+        let r = super::removal(&empty_newest, 500, 100, true);
+        assert_eq!((r.count, r.creates_successor), (1, false));
+        assert_eq!(super::removal(&[], 500, 100, true).count, 0);
+    }
 
     #[test]
     fn expires_once_rotation_plus_retention_has_passed() {
