@@ -60,7 +60,7 @@ impl CompactionPlan {
 }
 
 impl Inspector {
-    /// What [`Wal::compact`] would remove now (by the inspector's clock)
+    /// What [`Wal::compact`](crate::Wal::compact) would remove now (by the inspector's clock)
     /// with the inspector's retention, from segment metadata alone.
     ///
     /// The rule is the engine's: a segment has expired once its
@@ -102,7 +102,7 @@ impl Inspector {
 }
 
 /// Open the directory as its writer with `builder`'s settings (retention,
-/// clock), remove what retention allows ([`Wal::compact`]), close it, and
+/// clock), remove what retention allows ([`Wal::compact`](crate::Wal::compact)), close it, and
 /// return what was removed.
 ///
 /// Opening as the writer repairs torn tails, as any writer's open does.
@@ -117,7 +117,7 @@ impl Inspector {
 /// ```
 ///
 /// # Errors
-/// A missing directory, [`WalError::Locked`] if another writer holds the
+/// A missing directory, [`WalError::Locked`](crate::WalError::Locked) if another writer holds the
 /// directory, invalid options, I/O errors, corruption.
 pub fn compact(builder: WalBuilder) -> Result<CompactionPlan> {
     builder.validate()?;
