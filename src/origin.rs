@@ -8,8 +8,7 @@ use std::io;
 
 use crate::cursor::Cursor;
 use crate::format::SEGMENT_MAGIC;
-use crate::format::segment_header::MAX_HEADER_LEN;
-use crate::storage::{StorageFile, read_up_to};
+use crate::storage::StorageFile;
 
 /// The span a crash may garble at the end of unsynced data: one sector
 /// (FORMAT.md §10). A segment whose creation a crash cut short within its
@@ -27,16 +26,15 @@ pub(crate) const GARBLED_SECTOR_BYTES: u64 = 512;
 /// record bound to this file's name and position verifies anywhere in it:
 /// a segment whose header was damaged, which is corruption.
 ///
-/// `len` is the file's length, `ids` the key hash and sequence of its name.
+/// `len` is the file's length, `head` its first bytes as opening read them
+/// (up to the longest header), `ids` the key hash and sequence of its name.
 pub(crate) fn foreign(
     file: &dyn StorageFile,
     ids: (u64, u64),
+    head: &[u8],
     len: u64,
 ) -> io::Result<Option<String>> {
-    let mut head = vec![0u8; MAX_HEADER_LEN];
-    let got = read_up_to(file, &mut head, 0)?;
-    head.truncate(got);
-    let n = got.min(SEGMENT_MAGIC.len());
+    let n = head.len().min(SEGMENT_MAGIC.len());
     let magic_prefix = head[..n]
         .iter()
         .zip(SEGMENT_MAGIC)
@@ -50,7 +48,7 @@ pub(crate) fn foreign(
         return Ok(None);
     }
     if cursor
-        .valid_record_after_damaged_header(file, ids, &head, len)?
+        .valid_record_after_damaged_header(file, ids, head, len)?
         .is_some()
     {
         return Ok(None);

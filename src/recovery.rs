@@ -293,7 +293,8 @@ impl DamagedHeader<'_> {
     /// record follows the damage.
     pub fn facts(&self, newest: bool) -> Result<DamagedHeaderFacts> {
         let read_err = |e| io_at(self.path, "read", e);
-        let foreign = crate::origin::foreign(self.file, self.ids, self.len).map_err(read_err)?;
+        let foreign =
+            crate::origin::foreign(self.file, self.ids, self.head, self.len).map_err(read_err)?;
         let valid_record_at = if foreign.is_none() && newest {
             Cursor::default()
                 .valid_record_after_damaged_header(self.file, self.ids, self.head, self.len)
