@@ -205,6 +205,7 @@ mod tests {
             rotate_at_ms: u64::MAX,
             end: 0,
             dir_generation: 0,
+            durable_end: 0,
         }));
         (seg, file)
     }

@@ -9,6 +9,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use crate::cache::{Evicted, HandleCache};
 use crate::error::{PoisonCause, Result, WalError, io_at};
+use crate::journal::{Journal, JournalStart};
 use crate::keylog::KeyLog;
 use crate::metrics::{AppendCounts, Count, Counters, Metrics};
 use crate::options::Config;
@@ -51,14 +52,21 @@ impl Hasher for KeyHashHasher {
 /// 2. `keys` (held only to look up, insert or list keys; never across I/O);
 /// 3. a key's writer mutex (`KeyLog::lock_writer`), one key at a time;
 /// 4. that key's segment table (`KeyLog`'s `segments`);
-/// 5. a segment's durability watermark, then the directory's
-///    (`dir_durability`): a seal inside the writer lock syncs through both;
-/// 6. the handle cache's locks, which are leaves: handles it evicts are
+/// 5. the journal's state (`Journal`, which documents its own locks): an
+///    append writes its frame while holding its keys' writer mutexes;
+/// 6. a segment's durability watermark, then the directory's
+///    (`dir_durability`);
+/// 7. the handle cache's locks, which are leaves: handles it evicts are
 ///    synced after its locks are released.
+///
+/// A batch holds the writer mutexes of all its keys at once, taken in
+/// ascending key hash; nothing else holds two.
 #[derive(Debug)]
 pub(crate) struct Engine {
     pub config: Config,
     pub cache: HandleCache,
+    /// The shared journal: the durability of every append.
+    pub journal: Journal,
     /// Every key this handle knows, by key hash.
     keys: RwLock<KeyTable>,
     /// Why this handle cannot write, if it cannot.
@@ -92,9 +100,20 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 impl Engine {
     pub fn new(config: Config, read_only: Option<String>) -> Self {
         let cache = HandleCache::new(config.max_open_files);
+        let journal = Journal::new(
+            &config.dir,
+            config.storage.clone(),
+            JournalStart {
+                next_file: 1,
+                next_frame: 0,
+                manifest_generation: 0,
+            },
+            config.journal_checkpoint_bytes,
+        );
         Self {
             config,
             cache,
+            journal,
             keys: RwLock::new(KeyTable::default()),
             read_only,
             closed: AtomicBool::new(false),
@@ -127,6 +146,7 @@ impl Engine {
         let mut m = self.counters.snapshot(appended);
         m.open_files = self.cache.len();
         m.keys = keys.len();
+        m.journal_bytes_since_checkpoint = self.journal.bytes_since_checkpoint();
         m
     }
 
@@ -293,6 +313,11 @@ impl Engine {
             .collect()
     }
 
+    /// The newest directory change (a create or a remove).
+    pub fn dir_generation(&self) -> u64 {
+        self.dir_generation.load(Ordering::Acquire)
+    }
+
     /// Record a directory change (a create or a remove); returns its generation.
     pub fn dir_changed(&self) -> u64 {
         self.dir_generation.fetch_add(1, Ordering::AcqRel) + 1
@@ -300,7 +325,7 @@ impl Engine {
 
     /// Record a failed fsync on disk (once per handle), so no writer opens
     /// in this boot; returns `msg`, extended if recording failed too.
-    fn note_sync_failure(&self, cause: PoisonCause) -> PoisonCause {
+    pub fn note_sync_failure(&self, cause: PoisonCause) -> PoisonCause {
         if self.read_only.is_some() || self.sync_failure_noted.swap(true, Ordering::AcqRel) {
             return cause;
         }
@@ -310,11 +335,6 @@ impl Engine {
                 "recording the failure in the directory failed too: {e}"
             )),
         }
-    }
-
-    /// Whether directory changes up to `generation` may not be durable yet.
-    pub fn dir_pending(&self, generation: u64) -> bool {
-        self.dir_durability.synced_through() < generation
     }
 
     /// Make every directory change up to `generation` durable.
@@ -352,28 +372,11 @@ impl Engine {
         // before any record in it counts as durable, or the whole file could
         // vanish with the records the caller was told are durable.
         self.sync_dir_through(seg.dir_generation)?;
-        let synced = seg.durability.wait_synced(
-            target,
-            || seg.end(),
-            || seg.durable_appenders(),
-            || self.sync_segment(seg, file),
-        );
+        let synced =
+            seg.durability
+                .wait_synced(target, || seg.end(), || 0, || self.sync_segment(seg, file));
         synced.map_err(|cause| {
             self.quarantine(seg, file);
-            WalError::Poisoned(self.note_sync_failure(cause))
-        })
-    }
-
-    /// Make a cut of the file's preallocated tail durable (fdatasync covers
-    /// a change of size). A failure poisons the segment like any failed fsync.
-    pub fn sync_trim(&self, seg: &Arc<Segment>, file: &Arc<dyn StorageFile>) -> Result<()> {
-        self.sync_file(&**file).map_err(|e| {
-            let cause = PoisonCause::new(io_at(
-                &seg.path,
-                "fdatasync after trimming preallocated space of",
-                e,
-            ));
-            seg.durability.poison(cause.clone());
             WalError::Poisoned(self.note_sync_failure(cause))
         })
     }

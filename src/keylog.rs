@@ -1,8 +1,13 @@
 //! One key's segment set and its writer.
 //!
 //! Appends to one key are serialized by the key's writer mutex; different
-//! keys never wait for each other. The segment table has its own lock, so
-//! reads do not wait for appends.
+//! keys meet only in the journal, for one write call. The segment table has
+//! its own lock, so reads do not wait for appends.
+//!
+//! An append holds its key's writer mutex while it places its records,
+//! writes its frame to the journal, writes the records to their segment
+//! and publishes them: so a checkpoint, which takes each writer mutex in
+//! turn, sees every record whose frame is in an earlier journal file.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
@@ -11,12 +16,13 @@ use crate::engine::Engine;
 use crate::entry_ref::EntryRef;
 use crate::error::{PoisonCause, Result, WalError, io_at};
 use crate::format::FORMAT_VERSION_CURRENT;
+use crate::format::journal::FrameBuf;
 use crate::format::record;
 use crate::format::segment_header::{self, NewHeader};
 use crate::key::segment_file_name;
 use crate::metrics::{AppendCounts, Count};
 use crate::rules::write::Checked;
-use crate::segment::{DurableAppend, Segment, SegmentId, SegmentInit};
+use crate::segment::{Segment, SegmentId, SegmentInit};
 use crate::storage::{OpenMode, StorageFile, write_all_at};
 
 /// Encoded records for one key, waiting for their positions.
@@ -39,16 +45,36 @@ impl Pending {
 #[derive(Debug)]
 pub(crate) struct AppendedOne {
     pub entry_ref: EntryRef,
-    /// The segment it went to.
-    pub segment: Arc<Segment>,
-    /// The end to sync through for it to be durable.
-    pub end: u64,
-    /// For a durable append, counts it until its sync returns.
-    pub joining: Option<DurableAppend>,
+    /// The journal position its durability waits for.
+    pub lsn: u64,
 }
 
-/// Segments written by an append, each with the end to sync through.
-pub(crate) type Touched = Vec<(Arc<Segment>, u64)>;
+/// Records placed in a key's segments and added to a journal frame, not yet
+/// written to the segments nor visible to readers ([`KeyLog::stage`]).
+#[derive(Debug, Default)]
+pub(crate) struct Staged {
+    pub refs: Vec<EntryRef>,
+    runs: Vec<Run>,
+}
+
+/// Records for one segment, contiguous from `start`, whose bytes sit at
+/// `frame_at` in the frame.
+#[derive(Debug)]
+struct Run {
+    seg: Arc<Segment>,
+    start: u64,
+    len: usize,
+    frame_at: usize,
+}
+
+/// A segment created but not yet named by a journal frame: the next frame
+/// that writes to it carries its creation.
+#[derive(Debug)]
+struct Unjournaled {
+    sequence: u64,
+    file_name: String,
+    header: Vec<u8>,
+}
 
 #[derive(Debug)]
 pub(crate) struct Writer {
@@ -56,13 +82,12 @@ pub(crate) struct Writer {
     active: Option<Arc<Segment>>,
     next_sequence: u64,
     poisoned: Option<PoisonCause>,
-    /// Size of the active segment's file, which may run past its data into
-    /// preallocated zeros (FORMAT.md §7).
-    allocated_end: u64,
     /// The active segment's handle while the handle cache keeps it open:
     /// appends skip the cache lookup. Weak, so it never holds a descriptor
     /// open past the cache's limit.
     active_file: Option<(SegmentId, Weak<dyn StorageFile>)>,
+    /// The active segment's creation, until a frame carries it.
+    unjournaled: Option<Unjournaled>,
     /// Records and bytes this key's appends wrote (for `Wal::metrics`).
     appended: AppendCounts,
 }
@@ -73,8 +98,8 @@ impl Writer {
             active: None,
             next_sequence,
             poisoned: None,
-            allocated_end: 0,
             active_file: None,
+            unjournaled: None,
             appended: AppendCounts::default(),
         }
     }
@@ -105,6 +130,7 @@ impl Writer {
         if self.is_active(seg) {
             self.active = None;
             self.active_file = None;
+            self.unjournaled = None;
         }
     }
 
@@ -112,21 +138,39 @@ impl Writer {
         self.poisoned.is_some()
     }
 
+    /// The sequence number the key's next segment gets.
+    pub fn next_sequence(&self) -> u64 {
+        self.next_sequence
+    }
+
     /// What this key's appends wrote so far.
     pub fn appended(&self) -> AppendCounts {
         self.appended
     }
+
+    fn check(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(WalError::Poisoned(cause.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Add the active segment's creation to `frame` if no frame carried it
+    /// yet. Returns whether it did.
+    fn journal_creation(&self, key_hash: u64, seg: &Segment, frame: &mut FrameBuf) -> bool {
+        match &self.unjournaled {
+            Some(u) if u.sequence == seg.sequence => {
+                frame.push_create(key_hash, u.sequence, &u.file_name, &u.header);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
-/// Bytes a segment's file is extended by, ahead of its data, when an append
-/// reaches the end of the file. The extension is a hole (no blocks, no
-/// writes); its point is that most fdatasyncs then do not change the file's
-/// size, so they need not commit a file-system journal transaction.
-pub(crate) const PREALLOCATE_BYTES: u64 = 1 << 20;
-
 thread_local! {
-    /// Where single appends are encoded; reused so an append allocates
-    /// nothing.
+    /// Where single appends build their frame; reused so an append
+    /// allocates nothing.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -206,28 +250,37 @@ impl KeyLog {
         Some(table.remove(at))
     }
 
-    /// Write `pending` at the end of the key's log, rotating as needed.
-    ///
-    /// Returns a reference per record and, per segment written, the end the
-    /// caller must sync through for durability.
-    pub fn append(
+    /// Place `pending`'s records at the end of the key's log, rotating as
+    /// needed, and add them (with any segment creations) to `frame`. Nothing
+    /// is written to the segments and nothing is visible yet: after the
+    /// frame is in the journal, [`KeyLog::write_staged`] does both.
+    pub fn stage(
         &self,
+        w: &mut Writer,
         engine: &Engine,
-        mut pending: Pending,
+        pending: &mut Pending,
         now_ms: u64,
-    ) -> Result<(Vec<EntryRef>, Touched)> {
-        let mut w = self.lock_writer();
-        if let Some(cause) = &w.poisoned {
-            return Err(WalError::Poisoned(cause.clone()));
-        }
-        let mut refs = Vec::with_capacity(pending.records.len());
-        let mut touched = Vec::new();
+        frame: &mut FrameBuf,
+    ) -> Result<Staged> {
+        w.check()?;
+        let mut staged = Staged {
+            refs: Vec::with_capacity(pending.records.len()),
+            runs: Vec::new(),
+        };
         let mut i = 0;
         while i < pending.records.len() {
-            let first_len = pending.records[i].1 as u64;
-            let seg = self.active_for(&mut w, engine, now_ms, first_len)?;
-            let start_pos = seg.end();
-            let mut pos = start_pos;
+            let seg = if i == 0 {
+                self.active_for(w, engine, now_ms, pending.records[0].1 as u64)?
+            } else {
+                // The previous run filled its segment.
+                if let Some(active) = w.active.clone() {
+                    self.seal(w, &active);
+                }
+                self.create_segment(w, engine, now_ms)?
+            };
+            w.journal_creation(self.key_hash, &seg, frame);
+            let start = seg.end();
+            let mut pos = start;
             let mut j = i;
             while let Some(&(at, len)) = pending.records.get(j) {
                 let fits = pos + len as u64 <= engine.config.max_segment_bytes;
@@ -235,7 +288,7 @@ impl KeyLog {
                     break;
                 }
                 record::seal(&mut pending.bytes[at..at + len], seg.binding(pos));
-                refs.push(EntryRef {
+                staged.refs.push(EntryRef {
                     key_hash: self.key_hash,
                     sequence_number: seg.sequence,
                     offset: pos - seg.header_len,
@@ -245,65 +298,92 @@ impl KeyLog {
             }
             let from = pending.records[i].0;
             let to = pending.records.get(j).map_or(pending.bytes.len(), |r| r.0);
-            self.write_at(&mut w, engine, &seg, &pending.bytes[from..to], start_pos)?;
-            w.appended.add((j - i) as u64, pos - start_pos);
-            // Readers may now see the records: they are complete in the file.
-            seg.publish(pos);
-            touched.push((seg, pos));
+            let frame_at = frame.push_records(self.key_hash, seg.sequence, start, to - from);
+            frame.vec_mut().extend_from_slice(&pending.bytes[from..to]);
+            staged.runs.push(Run {
+                seg,
+                start,
+                len: to - from,
+                frame_at,
+            });
             i = j;
         }
-        Ok((refs, touched))
+        Ok(staged)
     }
 
-    /// Append one record: the fast path of `append_entry`, which encodes
-    /// into a reused buffer and writes with one call.
+    /// After `frame` reached the journal: write the staged records to their
+    /// segments (one call per segment) and make them visible. A failure
+    /// poisons the key: the journal holds records this handle could not
+    /// place, so the key's positions are no longer certain.
+    pub fn write_staged(
+        &self,
+        w: &mut Writer,
+        engine: &Engine,
+        staged: &Staged,
+        frame: &[u8],
+    ) -> Result<()> {
+        w.unjournaled = None;
+        for run in &staged.runs {
+            let bytes = &frame[run.frame_at..run.frame_at + run.len];
+            self.write_at(w, engine, &run.seg, bytes, run.start)?;
+        }
+        for run in &staged.runs {
+            // Readers may now see the records: they are complete in the file.
+            run.seg.publish(run.start + run.len as u64);
+        }
+        let bytes: usize = staged.runs.iter().map(|r| r.len).sum();
+        w.appended.add(staged.refs.len() as u64, bytes as u64);
+        Ok(())
+    }
+
+    /// Append one record: the fast path of `append_entry`, which builds its
+    /// frame in a reused buffer, writes it to the journal with one call and
+    /// the record to its segment with another.
     pub fn append_one(
         &self,
         engine: &Engine,
         record: Checked<'_>,
         now_ms: u64,
-        durable: bool,
     ) -> Result<AppendedOne> {
         let mut w = self.lock_writer();
         // Closing takes this lock after setting `closed` (`Engine::close`).
         engine.check_open()?;
-        if let Some(cause) = &w.poisoned {
-            return Err(WalError::Poisoned(cause.clone()));
-        }
-        let len = record.encoded_len() as u64;
-        let seg = self.active_for(&mut w, engine, now_ms, len)?;
+        w.check()?;
+        let len = record.encoded_len();
+        let seg = self.active_for(&mut w, engine, now_ms, len as u64)?;
         let pos = seg.end();
-        // Counted before the write, so a sync leader that sees the record
-        // also knows to expect this appender.
-        let joining = durable.then(|| seg.durable_append());
-        SCRATCH.with_borrow_mut(|buf| {
-            buf.clear();
-            record.encode(buf, now_ms);
-            record::seal(buf, seg.binding(pos));
-            let written = self.write_at(&mut w, engine, &seg, buf, pos);
-            if buf.capacity() > SCRATCH_KEEP_BYTES {
-                *buf = Vec::new();
-            }
-            written
-        })?;
+        let mut frame = FrameBuf::new_in(SCRATCH.with_borrow_mut(std::mem::take));
+        w.journal_creation(self.key_hash, &seg, &mut frame);
+        let at = frame.push_records(self.key_hash, seg.sequence, pos, len);
+        record.encode(frame.vec_mut(), now_ms);
+        record::seal(&mut frame.bytes_mut()[at..at + len], seg.binding(pos));
+        let done = engine.journal.append(engine, &mut frame).and_then(|lsn| {
+            w.unjournaled = None;
+            self.write_at(&mut w, engine, &seg, &frame.bytes()[at..at + len], pos)?;
+            Ok(lsn)
+        });
+        let mut buf = frame.into_vec();
+        if buf.capacity() <= SCRATCH_KEEP_BYTES {
+            SCRATCH.with_borrow_mut(|s| std::mem::swap(s, &mut buf));
+        }
+        let lsn = done?;
         // Readers may now see the record: it is complete in the file.
-        seg.publish(pos + len);
-        seg.read_hint.note(len);
-        w.appended.add(1, len);
+        seg.publish(pos + len as u64);
+        seg.read_hint.note(len as u64);
+        w.appended.add(1, len as u64);
         Ok(AppendedOne {
             entry_ref: EntryRef {
                 key_hash: self.key_hash,
                 sequence_number: seg.sequence,
                 offset: pos - seg.header_len,
             },
-            segment: seg,
-            end: pos + len,
-            joining,
+            lsn,
         })
     }
 
-    /// One positional write of whole records; on failure no partial record
-    /// stays visible, and the writer is poisoned unless that is certain.
+    /// One positional write of whole records that the journal already
+    /// holds. On failure the key is poisoned (its positions are no longer
+    /// certain) and the file is cut back to its visible end.
     fn write_at(
         &self,
         w: &mut Writer,
@@ -319,55 +399,24 @@ impl KeyLog {
         let file = match cached {
             Some(f) => {
                 engine.cache.touch(seg);
-                f
+                Ok(f)
             }
-            None => {
-                let f = engine.file(seg)?;
-                w.active_file = Some((seg.id(), Arc::downgrade(&f)));
-                f
-            }
+            None => engine.file(seg).inspect(|f| {
+                w.active_file = Some((seg.id(), Arc::downgrade(f)));
+            }),
         };
-        self.preallocate(w, engine, seg, &*file, pos, pos + bytes.len() as u64)?;
-        let Err(e) = write_all_at(&*file, bytes, pos) else {
-            return Ok(());
-        };
-        let err = io_at(&seg.path, "write", e);
-        // Cut whatever part of the batch reached the file, so the file ends
-        // at a record boundary again. Nothing was acknowledged yet.
-        w.allocated_end = w.allocated_end.min(pos);
-        match file.set_len(pos) {
-            Ok(()) if matches!(err, WalError::StorageFull(_)) => Err(err),
-            Ok(()) | Err(_) => {
-                let cause = PoisonCause::describing(&err);
-                seg.durability.poison(cause.clone());
-                w.poisoned = Some(cause);
-                Err(err)
-            }
+        let written = file.and_then(|file| {
+            write_all_at(&*file, bytes, pos).map_err(|e| {
+                // Cut whatever part reached the file, so it ends at a
+                // record boundary again; best effort (the key is poisoned).
+                drop(file.set_len(pos));
+                io_at(&seg.path, "write", e)
+            })
+        });
+        if let Err(err) = &written {
+            w.poisoned = Some(PoisonCause::describing(err));
         }
-    }
-
-    /// Make room for bytes `[pos, want)` ahead of writing them. A failure
-    /// leaves nothing visible: the data's end has not moved.
-    fn preallocate(
-        &self,
-        w: &mut Writer,
-        engine: &Engine,
-        seg: &Segment,
-        file: &dyn StorageFile,
-        pos: u64,
-        want: u64,
-    ) -> Result<()> {
-        let limit = engine.config.max_segment_bytes.max(want);
-        if want > w.allocated_end {
-            // Extend the file past the data (a hole), so the fdatasyncs of
-            // the next appends do not also have to record a new file size.
-            // Recovery reads the zeros as the end of the data (FORMAT.md §8).
-            let target = want.max(pos.saturating_add(PREALLOCATE_BYTES).min(limit));
-            file.set_len(target)
-                .map_err(|e| io_at(&seg.path, "preallocate", e))?;
-            w.allocated_end = target;
-        }
-        Ok(())
+        written
     }
 
     /// The segment to append a record of `record_len` bytes to, rotating by
@@ -394,60 +443,31 @@ impl KeyLog {
             if !time_up && !full && seg.created_here() {
                 return Ok(seg);
             }
-            self.seal(w, engine, &seg)?;
+            self.seal(w, &seg);
         }
         self.create_segment(w, engine, now_ms)
     }
 
-    /// Cut the active segment's preallocated zeros off (not durably).
-    pub fn trim_preallocated(&self, engine: &Engine) -> Result<()> {
-        let mut w = self.lock_writer();
+    /// Put the active segment's creation in the journal now, if no frame
+    /// carried it yet (retention's empty successor); returns the journal
+    /// position to make durable.
+    pub fn journal_creation(&self, w: &mut Writer, engine: &Engine) -> Result<Option<u64>> {
         let Some(seg) = w.active.clone() else {
-            return Ok(());
+            return Ok(None);
         };
-        Self::cut_preallocation(&mut w, engine, &seg).map(drop)
-    }
-
-    /// Cut the active segment's file back to its data if it runs on into
-    /// preallocated zeros; returns the handle if it did. Not durable yet.
-    fn cut_preallocation(
-        w: &mut Writer,
-        engine: &Engine,
-        seg: &Arc<Segment>,
-    ) -> Result<Option<Arc<dyn StorageFile>>> {
-        let end = seg.end();
-        if w.allocated_end <= end {
+        let mut frame = FrameBuf::new_in(Vec::new());
+        if !w.journal_creation(self.key_hash, &seg, &mut frame) {
             return Ok(None);
         }
-        let file = engine.file(seg)?;
-        file.set_len(end).map_err(|e| io_at(&seg.path, "trim", e))?;
-        w.allocated_end = end;
-        Ok(Some(file))
+        let lsn = engine.journal.append(engine, &mut frame)?;
+        w.unjournaled = None;
+        Ok(Some(lsn))
     }
 
-    /// Make every byte of the active segment durable and stop appending to it.
-    pub fn seal(&self, w: &mut Writer, engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
-        // IMPORTANT: a later segment may receive durable records; if this
-        // one's tail were still volatile, power loss could leave a gap
-        // before them. So the old segment is synced before it is replaced.
-        let end = seg.end();
-        if let Err(e) = engine.make_durable(seg, end) {
-            w.poisoned = Some(PoisonCause::describing(&e));
-            return Err(e);
-        }
-        // Drop the preallocated zeros, durably, before any later segment
-        // exists: only a key's newest segment may end in them. If the cut
-        // itself fails, the segment stays active and the next append tries
-        // again; only a failed sync of the cut poisons.
-        if let Some(file) = Self::cut_preallocation(w, engine, seg)?
-            && let Err(e) = engine.sync_trim(seg, &file)
-        {
-            w.poisoned = Some(PoisonCause::describing(&e));
-            return Err(e);
-        }
-        w.active = None;
-        w.allocated_end = 0;
-        Ok(())
+    /// Stop appending to the active segment. No sync: the segment's bytes
+    /// are in the journal until a checkpoint makes them durable.
+    pub fn seal(&self, w: &mut Writer, seg: &Arc<Segment>) {
+        w.forget_active(seg);
     }
 
     /// Create the next segment and make it active.
@@ -457,6 +477,10 @@ impl KeyLog {
         engine: &Engine,
         now_ms: u64,
     ) -> Result<Arc<Segment>> {
+        // The journal file exists before any segment it will name: then a
+        // segment the manifest of a clean close does not list can only be
+        // someone else's (FORMAT.md §13).
+        engine.journal.ensure_file(engine)?;
         let sequence = w.next_sequence;
         let rotate_at = now_ms.saturating_add(engine.config.options.segment_period_ms());
         // A fresh random salt per segment: records a user embeds in content
@@ -470,11 +494,8 @@ impl KeyLog {
             rotate_at_ms: rotate_at,
             salt,
         });
-        let path = engine.config.dir.join(segment_file_name(
-            &self.name_prefix,
-            self.key_hash,
-            sequence,
-        ));
+        let file_name = segment_file_name(&self.name_prefix, self.key_hash, sequence);
+        let path = engine.config.dir.join(&file_name);
         let storage = &engine.config.storage;
         let file = engine
             .with_descriptor(|| storage.open(&path, OpenMode::CreateNew))
@@ -496,7 +517,6 @@ impl KeyLog {
         w.next_sequence = sequence + 1;
         engine.count(Count::SegmentsCreated, 1);
         let header_len = header.len() as u64;
-        w.allocated_end = header_len;
         let seg = Arc::new(Segment::new(SegmentInit {
             key_hash: self.key_hash,
             sequence,
@@ -507,11 +527,21 @@ impl KeyLog {
             rotate_at_ms: rotate_at,
             end: header_len,
             dir_generation: generation,
+            durable_end: 0,
         }));
         seg.note_written();
         engine.adopt(&seg, file);
         self.insert_segment(seg.clone());
         w.active = Some(seg.clone());
+        w.active_file = None;
+        // Not durable, and not in the journal yet: the first frame that
+        // writes to it names it (FORMAT.md §11), and until then a crash
+        // simply loses the empty file.
+        w.unjournaled = Some(Unjournaled {
+            sequence,
+            file_name,
+            header,
+        });
         Ok(seg)
     }
 }

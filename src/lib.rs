@@ -12,6 +12,7 @@ mod format;
 pub mod fuzzing;
 pub mod inspect;
 mod iter;
+mod journal;
 mod key;
 mod keylog;
 mod marker;
@@ -35,8 +36,8 @@ pub use key::key_hash;
 pub use marker::FSYNC_FAILED_FILE_NAME;
 pub use metrics::Metrics;
 pub use options::{
-    DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, RecoveryMode, WalBuilder,
-    WalOptions,
+    DEFAULT_JOURNAL_CHECKPOINT_BYTES, DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_SEGMENT_BYTES,
+    MIN_JOURNAL_CHECKPOINT_BYTES, MIN_SEGMENT_BYTES, RecoveryMode, WalBuilder, WalOptions,
 };
 pub use recovery::{RecoveryReport, TornTail};
 pub use wal::{LOCK_FILE_NAME, Wal};

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// wal.log_entry("k", None, bytes::Bytes::from("v"))?;
 /// let m = wal.metrics();
 /// assert_eq!((m.records_appended, m.durable_records), (1, 1));
-/// assert!(m.segment_syncs >= 1);
+/// assert!(m.journal_syncs >= 1);
 /// # Ok::<(), nano_wal::WalError>(())
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,13 +31,29 @@ pub struct Metrics {
     pub durable_records: u64,
     /// `append_batch` calls that wrote.
     pub batches: u64,
-    /// fdatasyncs of segment files: durable appends' group commits, `sync`,
-    /// seals, handles closed with unsynced writes, and recovery's cuts.
+    /// fdatasyncs of segment files: checkpoints, handles closed with
+    /// unsynced writes, and recovery's cuts. Never one per append.
     pub segment_syncs: u64,
-    /// fsyncs of the WAL directory (new and removed segment names).
+    /// fsyncs of the WAL directory (new journal files, checkpoints).
     pub directory_syncs: u64,
     /// Segment files created.
     pub segments_created: u64,
+    /// Frames written to the journal: one per append call or batch.
+    pub journal_frames: u64,
+    /// Bytes written to the journal (frames, their records included).
+    pub journal_bytes: u64,
+    /// fdatasyncs of the journal: group commits of durable appends, batches
+    /// and `sync()`, one per journal file made or left. `durable_records /
+    /// journal_syncs` is the records each fsync covered.
+    pub journal_syncs: u64,
+    /// Journal bytes written since the last checkpoint: what a crash now
+    /// would replay.
+    pub journal_bytes_since_checkpoint: u64,
+    /// Checkpoints completed (including the one each writable open and each
+    /// `close()` runs); each writes one manifest, with one fdatasync.
+    pub checkpoints: u64,
+    /// Microseconds spent in those checkpoints, in total.
+    pub checkpoint_micros: u64,
     /// Segment files open right now (at most `max_open_files`).
     pub open_files: usize,
     /// Keys this handle knows, with or without records.
@@ -67,6 +83,11 @@ pub(crate) struct Counters {
     segment_syncs: AtomicU64,
     directory_syncs: AtomicU64,
     segments_created: AtomicU64,
+    journal_frames: AtomicU64,
+    journal_bytes: AtomicU64,
+    journal_syncs: AtomicU64,
+    checkpoints: AtomicU64,
+    checkpoint_micros: AtomicU64,
 }
 
 /// Which shared counter to bump.
@@ -77,6 +98,11 @@ pub(crate) enum Count {
     SegmentSyncs,
     DirectorySyncs,
     SegmentsCreated,
+    JournalFrames,
+    JournalBytes,
+    JournalSyncs,
+    Checkpoints,
+    CheckpointMicros,
 }
 
 impl Counters {
@@ -92,6 +118,11 @@ impl Counters {
             Count::SegmentSyncs => &self.segment_syncs,
             Count::DirectorySyncs => &self.directory_syncs,
             Count::SegmentsCreated => &self.segments_created,
+            Count::JournalFrames => &self.journal_frames,
+            Count::JournalBytes => &self.journal_bytes,
+            Count::JournalSyncs => &self.journal_syncs,
+            Count::Checkpoints => &self.checkpoints,
+            Count::CheckpointMicros => &self.checkpoint_micros,
         }
     }
 
@@ -107,6 +138,12 @@ impl Counters {
             segment_syncs: get(Count::SegmentSyncs),
             directory_syncs: get(Count::DirectorySyncs),
             segments_created: get(Count::SegmentsCreated),
+            journal_frames: get(Count::JournalFrames),
+            journal_bytes: get(Count::JournalBytes),
+            journal_syncs: get(Count::JournalSyncs),
+            journal_bytes_since_checkpoint: 0,
+            checkpoints: get(Count::Checkpoints),
+            checkpoint_micros: get(Count::CheckpointMicros),
             open_files: 0,
             keys: 0,
         }

@@ -117,6 +117,10 @@ pub const MIN_SEGMENT_BYTES: u64 = 4096;
 pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 << 20;
 /// Default `max_open_files`.
 pub const DEFAULT_MAX_OPEN_FILES: usize = 1024;
+/// Default `journal_checkpoint_bytes`: 64 MiB.
+pub const DEFAULT_JOURNAL_CHECKPOINT_BYTES: u64 = 64 << 20;
+/// Smallest accepted `journal_checkpoint_bytes`.
+pub const MIN_JOURNAL_CHECKPOINT_BYTES: u64 = 4096;
 
 /// Everything the engine is configured with.
 #[derive(Debug, Clone)]
@@ -125,6 +129,7 @@ pub(crate) struct Config {
     pub options: WalOptions,
     pub max_segment_bytes: u64,
     pub max_open_files: usize,
+    pub journal_checkpoint_bytes: u64,
     pub recovery: RecoveryMode,
     pub read_only: bool,
     pub clock: Arc<dyn Clock>,
@@ -158,6 +163,7 @@ impl WalBuilder {
                 options: WalOptions::default(),
                 max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
                 max_open_files: DEFAULT_MAX_OPEN_FILES,
+                journal_checkpoint_bytes: DEFAULT_JOURNAL_CHECKPOINT_BYTES,
                 recovery: RecoveryMode::default(),
                 read_only: false,
                 clock: Arc::new(SystemClock),
@@ -201,6 +207,17 @@ impl WalBuilder {
         self
     }
 
+    /// Once the journal has grown by this many bytes since the last
+    /// checkpoint, the append that crosses the bound runs a checkpoint: it
+    /// makes the segments written since durable and removes the journal
+    /// files before it. A larger bound means fewer checkpoints and a longer
+    /// replay after a crash. At least [`MIN_JOURNAL_CHECKPOINT_BYTES`].
+    /// Default: [`DEFAULT_JOURNAL_CHECKPOINT_BYTES`] (64 MiB).
+    pub fn journal_checkpoint_bytes(mut self, bytes: u64) -> Self {
+        self.config.journal_checkpoint_bytes = bytes;
+        self
+    }
+
     /// What opening does with damaged data. Default: [`RecoveryMode::TolerateTornTail`].
     pub fn recovery(mut self, mode: RecoveryMode) -> Self {
         self.config.recovery = mode;
@@ -240,6 +257,11 @@ impl WalBuilder {
         if self.config.max_segment_bytes < MIN_SEGMENT_BYTES {
             return Err(WalError::InvalidConfig(format!(
                 "max_segment_bytes must be at least {MIN_SEGMENT_BYTES}"
+            )));
+        }
+        if self.config.journal_checkpoint_bytes < MIN_JOURNAL_CHECKPOINT_BYTES {
+            return Err(WalError::InvalidConfig(format!(
+                "journal_checkpoint_bytes must be at least {MIN_JOURNAL_CHECKPOINT_BYTES}"
             )));
         }
         if self.config.max_open_files == 0 {

@@ -15,6 +15,9 @@ use crate::engine::{Engine, KeyTable};
 use crate::error::{Result, WalError, io_at};
 use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN, SegmentHeader};
 use crate::format::{FORMAT_VERSION_LEGACY, REC2_FIXED_LEN};
+use crate::journal::checkpoint;
+use crate::journal::replay::{self, JournalFiles};
+use crate::journal::{JournalStart, KnownFiles};
 use crate::key::parse_segment_file_name;
 use crate::keylog::{KeyLog, Writer};
 use crate::rules::recovery::{
@@ -35,6 +38,8 @@ pub struct RecoveryReport {
     /// Expired segments that an interrupted compaction had removed but a
     /// crash brought back; removed again (read-only: ignored).
     pub expired_leftovers: Vec<PathBuf>,
+    /// Journal frames replayed into the segments (0 after a clean close).
+    pub replayed_frames: u64,
 }
 
 /// A torn write found at the end of a key's log.
@@ -65,29 +70,75 @@ pub(crate) fn corrupted(
 }
 
 /// An engine for `config` with its key table loaded from the directory.
+///
+/// With a manifest (FORMAT.md §13), the key table comes from it, and after
+/// a crash the journal is replayed; without one (a new directory, or one an
+/// earlier version wrote), from scanning the segments. A writable open then
+/// checkpoints, so the directory has a manifest and no journal.
 pub(crate) fn open_engine(
     config: crate::options::Config,
     read_only: Option<String>,
 ) -> Result<(Arc<Engine>, RecoveryReport)> {
     let engine = Arc::new(Engine::new(config, read_only));
     let mut report = RecoveryReport::default();
-    let keys = load(&engine, &mut report)?;
-    engine.install_keys(keys);
-    Ok((engine, report))
-}
-
-/// Build the key table from the directory.
-pub(crate) fn load(engine: &Engine, report: &mut RecoveryReport) -> Result<KeyTable> {
     let dir = &engine.config.dir;
     let names = engine
         .config
         .storage
         .list_dir(dir)
         .map_err(|e| io_at(dir, "list", e))?;
+    let files = JournalFiles::from_listing(&names);
+    let (manifest, highest) = if files.manifests.is_empty() {
+        (None, 0)
+    } else {
+        replay::newest_manifest(&engine, &files)?
+    };
+    let loaded = match &manifest {
+        Some(m) => replay::load(&engine, m, &names, &files, highest, &mut report)?,
+        None => None,
+    };
+    let (keys, start, needs_checkpoint) = match loaded {
+        Some(l) => (l.keys, l.start, l.needs_checkpoint),
+        None => {
+            if manifest.is_none() && !files.journals.is_empty() && !engine.is_read_only() {
+                let name = files.journals.values().next().cloned().unwrap_or_default();
+                return Err(corrupted(
+                    &dir.join(name),
+                    0,
+                    "a journal file without a manifest (the manifest was lost)",
+                ));
+            }
+            let keys = load(&engine, &names, &mut report)?;
+            let start = JournalStart {
+                next_file: 1,
+                next_frame: 0,
+                manifest_generation: highest,
+            };
+            (keys, start, !engine.is_read_only())
+        }
+    };
+    engine.install_keys(keys);
+    let known = KnownFiles {
+        journals: files.journals.keys().copied().collect(),
+        manifests: files.manifests.keys().copied().collect(),
+    };
+    engine.journal.resume(start, known);
+    if needs_checkpoint {
+        checkpoint::run(&engine, checkpoint::Kind::Clean)?;
+    }
+    Ok((engine, report))
+}
+
+/// Build the key table by scanning the segments in `names`.
+pub(crate) fn load(
+    engine: &Engine,
+    names: &[String],
+    report: &mut RecoveryReport,
+) -> Result<KeyTable> {
     let mut groups: BTreeMap<u64, BTreeMap<u64, String>> = BTreeMap::new();
     for name in names {
-        if let Some((hash, seq)) = parse_segment_file_name(&name) {
-            groups.entry(hash).or_default().insert(seq, name);
+        if let Some((hash, seq)) = parse_segment_file_name(name) {
+            groups.entry(hash).or_default().insert(seq, name.clone());
         }
     }
     let mut keys = KeyTable::default();
@@ -155,6 +206,7 @@ fn load_key(
             rotate_at_ms: header.rotate_at_ms,
             end: opened.len,
             dir_generation: 1,
+            durable_end: 0,
         }));
         engine.adopt(&seg, opened.file);
         table.insert(seq, seg);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::engine::Engine;
 use crate::error::{Result, io_at};
+use crate::format::journal::FrameBuf;
 use crate::keylog::KeyLog;
 use crate::rules;
 use crate::rules::retention::SegmentAge;
@@ -39,23 +40,29 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
     let doomed = &segments[..removal.count];
     if let (true, Some(last)) = (removal.creates_successor, segments.last()) {
         // The newest segment holds only expired records. Start an empty
-        // successor and make it durable, name and header, before removing
-        // anything: recovery then always finds the newest sequence, never
-        // goes back to an old number, and sees any segment a crash brings
-        // back as a gap below it.
+        // successor and put its creation in the journal, durably, before
+        // removing anything: recovery then always finds the newest
+        // sequence and never goes back to an old number.
         if w.is_active(last) {
-            log.seal(&mut w, engine, last)?;
+            log.seal(&mut w, last);
         }
-        let next = log.create_segment(&mut w, engine, now)?;
-        engine.make_durable(&next, next.end())?;
+        log.create_segment(&mut w, engine, now)?;
+        if let Some(lsn) = log.journal_creation(&mut w, engine)? {
+            engine.journal.make_durable(engine, lsn)?;
+        }
     }
-    if let (false, Some(newest)) = (doomed.is_empty(), log.segments_from(0).last()) {
-        // The newest surviving segment must be durable (name and header)
-        // before anything is removed: removals not yet made durable can come
-        // back after a crash, and recovery recognizes such leftovers only
-        // as a gap below a segment that is certain to be there.
-        engine.make_durable(newest, newest.header_len)?;
+    if doomed.is_empty() {
+        return Ok(false);
     }
+    // IMPORTANT: the removals are in the journal, durably, before any file
+    // is removed: a crash after a removal then replays it, and a file a
+    // crash brings back is removed again, never read as a gap.
+    let mut frame = FrameBuf::new_in(Vec::new());
+    for seg in doomed {
+        frame.push_remove(log.key_hash, seg.sequence);
+    }
+    let lsn = engine.journal.append(engine, &mut frame)?;
+    engine.journal.make_durable(engine, lsn)?;
     for seg in doomed {
         log.remove_segment(seg.sequence);
         engine.cache.forget(seg.id());

@@ -2,23 +2,12 @@
 //! much of it is known to be durable.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::cache::HandleSlot;
 use crate::format::FORMAT_VERSION_LEGACY;
 use crate::format::record::Binding;
 use crate::watermark::Watermark;
-
-/// A durable append in progress; see [`Segment::durable_append`].
-#[derive(Debug)]
-pub(crate) struct DurableAppend(Arc<Segment>);
-
-impl Drop for DurableAppend {
-    fn drop(&mut self) {
-        self.0.durable_appenders.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// How many bytes a point read in a segment fetches with its first call:
 /// the size of the segment's most recently read or written record, rounded
@@ -82,6 +71,8 @@ pub(crate) struct SegmentInit {
     pub end: u64,
     /// The directory change that created the file (1: before this open).
     pub dir_generation: u64,
+    /// How much of the file is known durable already (a checkpoint's end).
+    pub durable_end: u64,
 }
 
 #[derive(Debug)]
@@ -113,9 +104,6 @@ pub(crate) struct Segment {
     quarantined: AtomicBool,
     /// The open handle, while the handle cache holds one.
     pub handle: HandleSlot,
-    /// Durable appends that wrote here and have not returned yet: a sync
-    /// leader waits briefly for them to join its fsync.
-    durable_appenders: AtomicUsize,
     /// Size of a point read's first call in this segment.
     pub read_hint: ReadHint,
 }
@@ -132,25 +120,14 @@ impl Segment {
             rotate_at_ms: init.rotate_at_ms,
             dir_generation: init.dir_generation,
             end: AtomicU64::new(init.end),
-            // Nothing is assumed durable until this process has synced it.
-            durability: Watermark::new(0),
+            // Nothing is assumed durable unless a checkpoint made it so.
+            durability: Watermark::new(init.durable_end),
             verified_end: AtomicU64::new(init.header_len),
             written_here: AtomicBool::new(false),
             quarantined: AtomicBool::new(false),
             handle: HandleSlot::default(),
-            durable_appenders: AtomicUsize::new(0),
             read_hint: ReadHint::default(),
         }
-    }
-
-    pub fn durable_appenders(&self) -> usize {
-        self.durable_appenders.load(Ordering::Acquire)
-    }
-
-    /// Count a durable append that wrote here until the guard is dropped.
-    pub fn durable_append(self: &Arc<Self>) -> DurableAppend {
-        self.durable_appenders.fetch_add(1, Ordering::AcqRel);
-        DurableAppend(self.clone())
     }
 
     pub fn verified_end(&self) -> u64 {

@@ -14,7 +14,10 @@ use bytes::Bytes;
 use crate::engine::Engine;
 use crate::entry_ref::{EntryRef, Record, RecordView};
 use crate::error::{Result, WalError, io_at};
+use crate::format::journal::FrameBuf;
 use crate::iter::{Contents, Records, verify_unchecked};
+use crate::journal::checkpoint;
+use crate::journal::replay::JournalFiles;
 use crate::key::{key_hash, sanitize};
 use crate::keylog::{KeyLog, Pending, Writer};
 use crate::metrics::{Count, Metrics};
@@ -176,13 +179,19 @@ impl Wal {
         let record = write_rules::check(key.as_ref(), header.as_deref(), &content)?;
         let now = self.engine.config.clock.now_unix_ms();
         let log = self.key_log_for(key.as_ref(), &key)?;
-        let appended = log.append_one(&self.engine, record, now, durable)?;
+        // Counted before the write, so a sync leader that sees the frame
+        // also knows to expect this appender.
+        let joining = durable.then(|| self.engine.journal.join());
+        let appended = log.append_one(&self.engine, record, now)?;
         if durable {
-            self.engine.make_durable(&appended.segment, appended.end)?;
+            self.engine
+                .journal
+                .make_durable(&self.engine, appended.lsn)?;
             self.engine.count(Count::DurableRecords, 1);
         }
-        drop(appended.joining);
+        drop(joining);
         drop(gate);
+        checkpoint::maybe_run(&self.engine)?;
         Ok(appended.entry_ref)
     }
 
@@ -199,13 +208,18 @@ impl Wal {
         self.append_entry(key, header, content, true)
     }
 
-    /// Append many records; references come back in input order.
+    /// Append many records, atomically; references come back in input
+    /// order.
     ///
     /// Every record is checked against the limits before anything is
-    /// written. Each key's records are written with one write call per
-    /// segment. With `durable`, only the segments written are synced. If an
-    /// I/O error stops the batch, records of other keys may have been
-    /// written; none is reported durable.
+    /// written. The whole batch, every key in it, is one journal frame
+    /// written with one call: after any crash, of the process or the
+    /// machine, a reopened WAL holds every record of the batch or none.
+    /// Then each key's records are written to its segment with one call per
+    /// segment. With `durable`, it returns after one fdatasync of the
+    /// journal, whatever the number of keys. If an I/O error stops the
+    /// batch, it is reported, no record of it is reported durable, and a
+    /// reopened WAL holds all of it or none.
     ///
     /// # Errors
     /// As [`Wal::append_entry`].
@@ -214,7 +228,7 @@ impl Wal {
         K: Hash + AsRef<[u8]> + Display,
         I: IntoIterator<Item = (K, Option<Bytes>, Bytes)>,
     {
-        let _gate = self.engine.enter(true)?;
+        let gate = self.engine.enter(true)?;
         let now = self.engine.config.clock.now_unix_ms();
         let mut groups: Vec<(Arc<KeyLog>, Pending, Vec<usize>)> = Vec::new();
         let mut by_hash: HashMap<u64, usize> = HashMap::new();
@@ -231,6 +245,50 @@ impl Wal {
             indexes.push(i);
             count = i + 1;
         }
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let (out, lsn) = self.write_batch(groups, count, now)?;
+        self.engine.count(Count::Batches, 1);
+        if durable {
+            self.engine.journal.make_durable(&self.engine, lsn)?;
+            self.engine.count(Count::DurableRecords, out.len() as u64);
+        }
+        drop(gate);
+        checkpoint::maybe_run(&self.engine)?;
+        Ok(out)
+    }
+
+    /// Write a batch's records, grouped by key, as one journal frame and
+    /// then to their segments; returns the references in input order and
+    /// the journal position to make durable.
+    fn write_batch(
+        &self,
+        mut groups: Vec<(Arc<KeyLog>, Pending, Vec<usize>)>,
+        count: usize,
+        now: u64,
+    ) -> Result<(Vec<EntryRef>, u64)> {
+        let engine = &*self.engine;
+        // Every key's writer is held until its records are published, taken
+        // in ascending key hash (the lock order `Engine` documents).
+        groups.sort_unstable_by_key(|g| g.0.key_hash);
+        let logs: Vec<Arc<KeyLog>> = groups.iter().map(|g| g.0.clone()).collect();
+        let mut writers: Vec<_> = logs.iter().map(|l| l.lock_writer()).collect();
+        let bytes: usize = groups.iter().map(|g| g.1.bytes.len()).sum();
+        let mut frame = FrameBuf::new_in(Vec::with_capacity(bytes + 64 * groups.len()));
+        let mut staged = Vec::with_capacity(groups.len());
+        for ((log, pending, _), w) in groups.iter_mut().zip(&mut writers) {
+            staged.push(log.stage(w, engine, pending, now, &mut frame)?);
+        }
+        let lsn = engine.journal.append(engine, &mut frame)?;
+        // Every key is written even if one fails (the journal holds them
+        // all); the first failure is what the caller sees.
+        let mut written = Ok(());
+        for ((log, w), st) in logs.iter().zip(&mut writers).zip(&staged) {
+            written = written.and(log.write_staged(w, engine, st, frame.bytes()));
+        }
+        drop(writers);
+        written?;
         let mut out = vec![
             EntryRef {
                 key_hash: 0,
@@ -239,22 +297,12 @@ impl Wal {
             };
             count
         ];
-        let mut to_sync: Vec<(Arc<Segment>, u64)> = Vec::new();
-        for (log, pending, indexes) in groups {
-            let (refs, touched) = log.append(&self.engine, pending, now)?;
-            for (i, r) in indexes.into_iter().zip(refs) {
-                out[i] = r;
+        for ((_, _, indexes), st) in groups.iter().zip(&staged) {
+            for (&i, r) in indexes.iter().zip(&st.refs) {
+                out[i] = *r;
             }
-            to_sync.extend(touched);
         }
-        if !out.is_empty() {
-            self.engine.count(Count::Batches, 1);
-        }
-        if durable {
-            self.engine.make_all_durable(&to_sync)?;
-            self.engine.count(Count::DurableRecords, out.len() as u64);
-        }
-        Ok(out)
+        Ok((out, lsn))
     }
 
     fn locate(&self, r: EntryRef) -> Result<(Arc<Segment>, u64)> {
@@ -407,32 +455,14 @@ impl Wal {
         Ok(keys)
     }
 
-    /// Make every record appended so far durable. Only segments with unsynced
-    /// writes are synced.
+    /// Make every record appended so far, of every key, durable: one
+    /// fdatasync of the journal (shared with any other thread waiting).
     ///
     /// # Errors
-    /// [`WalError::Poisoned`] if a segment's earlier write or sync failed
-    /// (the other keys are still synced).
+    /// [`WalError::Poisoned`] if a write or fsync of the journal failed.
     pub fn sync(&self) -> Result<()> {
         let _gate = self.engine.enter(false)?;
-        let dirty: Vec<(Arc<Segment>, u64)> = self
-            .engine
-            .all_keys()
-            .iter()
-            .filter_map(|log| log.lock_writer().active().cloned())
-            .filter(|s| {
-                s.is_dirty()
-                    || s.durability.failure().is_some()
-                    || self.engine.dir_pending(s.dir_generation)
-            })
-            .map(|s| {
-                let end = s.end();
-                (s, end)
-            })
-            .collect();
-        // Every key is synced even if one fails; the first failure is what
-        // the caller sees.
-        self.engine.make_all_durable(&dirty)
+        self.engine.journal.sync_all(&self.engine)
     }
 
     /// Remove segments whose records are all older than the retention.
@@ -467,8 +497,9 @@ impl Wal {
     /// [`WalError::Closed`]. No append is acknowledged and then left behind.
     ///
     /// Then it removes only the WAL's own files: the segments this handle
-    /// knows (those it opened or created and still holds), the
-    /// `nano-wal.fsync-failed` note and `nano-wal.lock`, and finally the
+    /// knows (those it opened or created and still holds), the journal files
+    /// and manifests, the `nano-wal.fsync-failed` note and `nano-wal.lock`,
+    /// and finally the
     /// directory itself if that left it empty. Anything else in the
     /// directory (a `README.txt`, a `notes/` folder) stays, and so does the
     /// directory then, without an error.
@@ -484,12 +515,23 @@ impl Wal {
         let engine = &self.engine;
         let storage = &engine.config.storage;
         let dir = &engine.config.dir;
+        // No checkpoint may create a journal file or manifest meanwhile.
+        let _checkpoint = engine.journal.checkpoint_lock();
         let mut doomed: Vec<PathBuf> = engine
             .all_keys()
             .iter()
             .flat_map(|log| log.segments_from(0))
             .map(|seg| seg.path.clone())
             .collect();
+        let names = storage.list_dir(dir).map_err(|e| io_at(dir, "list", e))?;
+        let journal_files = JournalFiles::from_listing(&names);
+        doomed.extend(
+            journal_files
+                .journals
+                .values()
+                .chain(journal_files.manifests.values())
+                .map(|name| dir.join(name)),
+        );
         doomed.push(dir.join(crate::marker::FSYNC_FAILED_FILE_NAME));
         // Removed while we still hold the lock: removed after unlocking, it
         // could be another writer's lock file by then.
@@ -523,44 +565,41 @@ impl Wal {
         }
     }
 
-    /// Sync everything, close every file and release the lock, keeping the
-    /// data. Dropping a `Wal` also closes it, without the final sync.
+    /// Close the handle, keeping the data: wait for changes in flight, run
+    /// a last checkpoint (every segment made durable, a manifest that marks
+    /// the close as clean, the journal removed), close every file and
+    /// release the lock. The next open then reads the manifest alone: no
+    /// journal to replay, no segment to scan.
+    ///
+    /// Dropping a `Wal` also closes it, without the checkpoint: what was
+    /// appended stays in the journal, and the next open replays it.
     ///
     /// # Errors
-    /// A failed sync; the handle is closed either way.
+    /// A failed checkpoint (the journal stays, and the next open replays
+    /// it); the handle is closed either way.
     pub fn close(self) -> Result<()> {
-        let synced = if self.is_read_only() {
-            Ok(())
-        } else {
-            self.sync()
-        };
-        let released = self.release(true);
-        synced.and(released)
+        self.release(true)
     }
 
-    /// Close the handle (waiting for changes in flight), close every file
-    /// and release the lock. Trims the preallocated zeros off active
-    /// segments first (not durably: should the trim be lost, a later open
-    /// reads the zeros as the end of the data and trims them).
-    fn release(&self, trim: bool) -> Result<()> {
+    /// Close the handle (waiting for changes in flight), optionally run the
+    /// closing checkpoint, close every file and release the lock.
+    fn release(&self, checkpoint: bool) -> Result<()> {
         if !self.engine.close() {
             return Ok(());
         }
-        let mut trimmed = Ok(());
-        if trim && !self.engine.is_read_only() {
-            for log in self.engine.all_keys() {
-                if let Err(e) = log.trim_preallocated(&self.engine) {
-                    trimmed = trimmed.and(Err(e));
-                }
-            }
-        }
+        let done = if checkpoint && !self.engine.is_read_only() {
+            checkpoint::run(&self.engine, checkpoint::Kind::Clean)
+        } else {
+            Ok(())
+        };
         self.drop_files();
         self.unlock();
-        trimmed
+        done
     }
 
     /// Close every file handle and forget the key table (after `close`).
     fn drop_files(&self) {
+        self.engine.journal.drop_file();
         drop(self.engine.cache.drain());
         self.engine.clear_keys();
     }
@@ -578,10 +617,9 @@ impl Wal {
 
 impl Drop for Wal {
     fn drop(&mut self) {
-        // Drop cannot report an error. The only one possible here is a
-        // failed trim of preallocated zeros, which loses nothing: the next
-        // open reads them as the end of the data and trims them itself.
-        if let Err(e) = self.release(true) {
+        // Drop cannot report an error, and without a checkpoint none is
+        // possible: closing only drops handles and the lock.
+        if let Err(e) = self.release(false) {
             drop(e);
         }
     }

@@ -115,8 +115,17 @@ fn only_what_a_crash_leaves_of_a_segment_creation_is_removed() -> TestResult {
         std::fs::write(&next, &bytes)?;
         every_open_refuses(dir, &next)?;
     }
+    // After a clean close, no crash of this WAL can have left a segment the
+    // manifest does not list: even one that looks like a torn creation is
+    // refused, never removed.
+    std::fs::write(&next, b"NANO-L")?;
+    assert_foreign(Wal::builder(dir).open(), &next, "writer");
+    assert_foreign(Wal::builder(dir).read_only(true).open(), &next, "read-only");
+    assert_eq!(std::fs::read(&next)?, b"NANO-L", "an open changed it");
+    std::fs::remove_file(&next)?;
 
-    // What a crash can leave of a creation: removed and reported.
+    // What a crash can leave of a creation (the writer was not closed, so
+    // its journal is there): removed and reported.
     let mut magic_then_zeros = b"NANO-".to_vec();
     magic_then_zeros.resize(700, 0);
     for bytes in [
@@ -128,6 +137,10 @@ fn only_what_a_crash_leaves_of_a_segment_creation_is_removed() -> TestResult {
         // A creation cut within its first sector, garbled whole.
         garbage(512),
     ] {
+        // A writer that appends to another key and is not closed.
+        let wal = Wal::builder(dir).open()?;
+        wal.append_entry("other", None, Bytes::from("x"), false)?;
+        drop(wal);
         std::fs::write(&next, &bytes)?;
         let wal = Wal::builder(dir).open()?;
         let torn = &wal.recovery_report().torn_tails;

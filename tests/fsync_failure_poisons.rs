@@ -1,6 +1,7 @@
-//! After a failed fsync the writer is poisoned: no later call claims
-//! durability (retrying a failed fsync can "succeed" after the kernel dropped
-//! the dirty pages), and reopening recovers.
+//! After a failed fsync of the journal every writer is poisoned (the
+//! journal is shared): no later call claims durability (retrying a failed
+//! fsync can "succeed" after the kernel dropped the dirty pages), and
+//! reopening recovers.
 
 mod common;
 
@@ -10,42 +11,44 @@ use bytes::Bytes;
 use nano_wal::{Wal, WalError};
 
 #[test]
-fn failed_fsync_poisons_the_key_and_sync() -> Result<(), WalError> {
+fn a_failed_journal_fsync_poisons_every_writer() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
     let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
     let ok = wal.append_entry("k", None, Bytes::from("before"), true)?;
-    wal.append_entry("other", None, Bytes::from("x"), false)?;
+    let other = wal.append_entry("other", None, Bytes::from("x"), false)?;
 
     faults.fail_sync.store(true, Ordering::SeqCst);
     let err = wal.append_entry("k", None, Bytes::from("lost?"), true);
     assert!(matches!(err, Err(WalError::Poisoned(_))), "{err:?}");
 
-    // The fault clears, but a retried sync must not report success.
+    // The fault clears, but a retried fsync must not report success, and
+    // the journal is shared: every key's writes stop, not just this one's.
     faults.fail_sync.store(false, Ordering::SeqCst);
     let syncs_before = faults.file_syncs.load(Ordering::SeqCst);
-    assert!(matches!(
-        wal.append_entry("k", None, Bytes::from("y"), false),
-        Err(WalError::Poisoned(_))
-    ));
-    assert!(matches!(
-        wal.append_entry("k", None, Bytes::from("y"), true),
-        Err(WalError::Poisoned(_))
-    ));
+    for key in ["k", "other", "new"] {
+        for durable in [false, true] {
+            let r = wal.append_entry(key, None, Bytes::from("y"), durable);
+            assert!(matches!(r, Err(WalError::Poisoned(_))), "{key}: {r:?}");
+        }
+    }
+    let batch = wal.append_batch([("k", None, Bytes::from("b"))], false);
+    assert!(matches!(batch, Err(WalError::Poisoned(_))), "{batch:?}");
     assert!(matches!(wal.sync(), Err(WalError::Poisoned(_))));
     assert_eq!(
         faults.file_syncs.load(Ordering::SeqCst),
-        syncs_before + 1,
-        "only the unpoisoned key's segment may be synced"
+        syncs_before,
+        "nothing is synced again after a failed fsync"
     );
-    // Reads still work, and other keys keep working.
+    // Reads still work.
     assert_eq!(wal.read_entry_at(ok)?, "before");
-    wal.append_entry("other", None, Bytes::from("z"), true)?;
-    drop(wal);
+    assert_eq!(wal.read_entry_at(other)?, "x");
+    assert!(wal.close().is_err(), "closing cannot checkpoint either");
 
     // In the same boot a writer is refused (the page cache may hold bytes
     // the disk lost); once the note is gone (a restart, or an operator who
-    // accepts the risk) reopening rescans the disk and the key is writable.
+    // accepts the risk) reopening replays the journal and every key is
+    // writable again.
     assert!(matches!(
         Wal::builder(dir.path()).open(),
         Err(WalError::Poisoned(_))
@@ -53,6 +56,7 @@ fn failed_fsync_poisons_the_key_and_sync() -> Result<(), WalError> {
     std::fs::remove_file(dir.path().join(nano_wal::FSYNC_FAILED_FILE_NAME))?;
     let wal = Wal::builder(dir.path()).open()?;
     wal.append_entry("k", None, Bytes::from("after"), true)?;
+    wal.append_entry("other", None, Bytes::from("z"), true)?;
     let got: Vec<Bytes> = wal.enumerate_records("k")?.collect();
     assert_eq!(got.first().map(|b| &b[..]), Some(&b"before"[..]));
     assert_eq!(got.last().map(|b| &b[..]), Some(&b"after"[..]));

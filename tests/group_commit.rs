@@ -1,5 +1,5 @@
-//! Durable appends share fsyncs (group commit), and `sync()` syncs only the
-//! segments that have unsynced writes.
+//! Durable appends share fsyncs of the journal (group commit across keys):
+//! a durable batch, whatever its keys, and `sync()` cost one fsync.
 
 mod common;
 
@@ -10,7 +10,7 @@ use bytes::Bytes;
 use nano_wal::{Wal, WalError};
 
 #[test]
-fn sync_touches_only_dirty_segments() -> Result<(), WalError> {
+fn sync_is_one_journal_fsync_for_every_key() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
     let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
@@ -19,35 +19,47 @@ fn sync_touches_only_dirty_segments() -> Result<(), WalError> {
     }
     let before = faults.file_syncs.load(Ordering::SeqCst);
     wal.sync()?;
-    assert_eq!(faults.file_syncs.load(Ordering::SeqCst) - before, 50);
+    assert_eq!(
+        faults.file_syncs.load(Ordering::SeqCst) - before,
+        1,
+        "50 keys, one fsync of the journal"
+    );
     wal.sync()?;
     assert_eq!(
         faults.file_syncs.load(Ordering::SeqCst) - before,
-        50,
-        "nothing dirty, no sync"
+        1,
+        "nothing new, no sync"
     );
     wal.append_entry("key7", None, Bytes::from("y"), false)?;
     wal.sync()?;
-    assert_eq!(faults.file_syncs.load(Ordering::SeqCst) - before, 51);
+    assert_eq!(faults.file_syncs.load(Ordering::SeqCst) - before, 2);
     Ok(())
 }
 
 #[test]
-fn durable_batch_syncs_only_the_segments_it_wrote() -> Result<(), WalError> {
+fn a_durable_batch_over_many_keys_is_one_fsync() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
     let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
-    for k in 0..100 {
-        wal.append_entry(format!("idle{k}"), None, Bytes::from("x"), true)?;
-    }
+    wal.append_entry("warm", None, Bytes::from("x"), true)?;
     let before = faults.file_syncs.load(Ordering::SeqCst);
-    let batch = (0..30).map(|i| (format!("busy{}", i % 3), None, Bytes::from("b")));
-    wal.append_batch(batch, true)?;
+    let writes_before = faults.writes.load(Ordering::SeqCst);
+    let batch = (0..1000).map(|i| (format!("key{i}"), None, Bytes::from("b")));
+    let refs = wal.append_batch(batch, true)?;
+    assert_eq!(refs.len(), 1000);
     assert_eq!(
         faults.file_syncs.load(Ordering::SeqCst) - before,
-        3,
-        "3 keys written, 3 syncs"
+        1,
+        "1,000 keys written durably, one fsync"
     );
+    // One journal frame, then per key a segment header and its records.
+    assert_eq!(
+        faults.writes.load(Ordering::SeqCst) - writes_before,
+        1 + 2 * 1000
+    );
+    for (i, r) in refs.iter().enumerate() {
+        assert_eq!(wal.read_entry_at(*r)?, "b", "record {i}");
+    }
     Ok(())
 }
 
@@ -94,33 +106,27 @@ fn concurrent_durable_appends_share_fsyncs() -> Result<(), WalError> {
 }
 
 #[test]
-fn new_segment_directory_entry_is_synced_before_durable_ack() -> Result<(), WalError> {
+fn the_journal_file_name_is_synced_before_any_durable_ack() -> Result<(), WalError> {
     let dir = tempfile::tempdir()?;
     let (storage, faults) = common::FaultyStorage::create();
     let wal = Wal::builder(dir.path()).storage(storage).open()?;
+    let at_open = faults.dir_syncs.load(Ordering::SeqCst);
     wal.append_entry("a", None, Bytes::from("x"), false)?;
-    assert_eq!(
-        faults.dir_syncs.load(Ordering::SeqCst),
-        0,
-        "non-durable appends do not sync"
-    );
+    // The journal file is made, header and name durable, with the first
+    // append; new segments need no directory sync (the journal names them).
+    assert_eq!(faults.dir_syncs.load(Ordering::SeqCst), at_open + 1);
+    let syncs = faults.file_syncs.load(Ordering::SeqCst);
     wal.append_entry("a", None, Bytes::from("y"), true)?;
-    assert_eq!(
-        faults.dir_syncs.load(Ordering::SeqCst),
-        1,
-        "the new file's name is made durable"
-    );
-    wal.append_entry("a", None, Bytes::from("z"), true)?;
-    assert_eq!(
-        faults.dir_syncs.load(Ordering::SeqCst),
-        1,
-        "only once per directory change"
-    );
     wal.append_entry("b", None, Bytes::from("z"), true)?;
     assert_eq!(
         faults.dir_syncs.load(Ordering::SeqCst),
+        at_open + 1,
+        "a new key's segment is named by the journal, not a directory sync"
+    );
+    assert_eq!(
+        faults.file_syncs.load(Ordering::SeqCst) - syncs,
         2,
-        "a new segment needs a new directory sync"
+        "one journal fsync per lone durable append"
     );
     Ok(())
 }

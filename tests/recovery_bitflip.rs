@@ -2,8 +2,13 @@
 //! record's bytes copied to another place) is reported as
 //! `WalError::CorruptedData` naming the file and position — never skipped,
 //! never returned as wrong bytes, never cut off as if it were a torn tail.
-//! Damage in a key's newest segment fails the open; damage in an older,
-//! sealed segment fails the reads that reach it.
+//! Damage in a key's newest segment fails an open that scans the segments
+//! (a directory without a manifest, as earlier versions wrote; here one
+//! whose journal and manifest were removed); damage in an older, sealed
+//! segment fails the reads that reach it. With a manifest, opening reads no
+//! segment and reads report the damage (`damage_after_clean_close.rs`).
+
+mod common;
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -57,6 +62,7 @@ fn write(
         contents.push(content(i, len));
     }
     wal.close()?;
+    common::forget_journal(dir)?;
     Ok((refs, contents))
 }
 

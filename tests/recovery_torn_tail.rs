@@ -4,6 +4,13 @@
 //! before it, never the torn one, reports it in `recovery_report()`, cuts it
 //! off so appends continue cleanly — unless `AbsoluteConsistency` is asked
 //! for, and a read-only open changes nothing on disk.
+//!
+//! These are the rules for segments opened without a journal: directories
+//! that earlier versions wrote (here: a directory whose journal and manifest
+//! were removed). With a journal, a segment's bytes past the last checkpoint
+//! are rebuilt from it (`journal_replay.rs`).
+
+mod common;
 
 use std::error::Error;
 use std::fs::OpenOptions;
@@ -59,6 +66,7 @@ fn write_records(dir: &Path) -> Result<Written, Box<dyn Error>> {
         contents.push(content(i));
     }
     drop(wal);
+    common::forget_journal(dir)?;
     let segment = only_segment(dir)?;
     Ok(Written {
         refs,
@@ -411,6 +419,8 @@ fn zeros_after_the_last_record_of_a_sealed_segment_are_preallocated_space() -> T
         }
         wal.close()?;
     }
+    // As the version before the journal left it (it preallocated).
+    common::forget_journal(&dir)?;
     let first = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.to_string_lossy().ends_with("-0001.log"))

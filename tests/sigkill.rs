@@ -3,7 +3,10 @@
 //! returned. The parent SIGKILLs it at random moments, reopens the same
 //! directory (recovering from all earlier kills too) and checks: every
 //! acknowledged record is present, each writer's records form a gap-free
-//! in-order run, and nothing else is in the log. 200 kills by default;
+//! in-order run, and nothing else is in the log. Another thread appends
+//! batches with one record for every key: after every kill each batch is
+//! wholly present or wholly absent, in order. The journal is checkpointed
+//! every 64 KiB, so kills land in checkpoints too. 200 kills by default;
 //! `NANO_WAL_KILLS=N` for the long mode.
 
 use std::collections::BTreeMap;
@@ -28,11 +31,25 @@ fn child_appends_until_killed() {
         return;
     };
     let wal = Arc::new(
-        Wal::builder(&dir)
-            .max_segment_bytes(16 * 1024)
+        builder(std::path::Path::new(&dir))
             .open()
             .expect("child open"),
     );
+    let batches = {
+        let (wal, cycle) = (wal.clone(), cycle.clone());
+        std::thread::spawn(move || {
+            for n in 0..100_000u32 {
+                let batch = (0..KEYS).map(|k| {
+                    (
+                        format!("key-{k}"),
+                        None,
+                        Bytes::from(format!("{cycle}/batch/{n}/{k}")),
+                    )
+                });
+                wal.append_batch(batch, n % 2 == 0).expect("batch");
+            }
+        })
+    };
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
             let (wal, cycle) = (wal.clone(), cycle.clone());
@@ -54,6 +71,13 @@ fn child_appends_until_killed() {
     for t in threads {
         t.join().expect("thread");
     }
+    batches.join().expect("batch thread");
+}
+
+fn builder(dir: &std::path::Path) -> nano_wal::WalBuilder {
+    Wal::builder(dir)
+        .max_segment_bytes(16 * 1024)
+        .journal_checkpoint_bytes(64 * 1024)
 }
 
 /// xorshift64*, seeded, so a failing run can be repeated.
@@ -129,13 +153,25 @@ fn verify(
     acked: &BTreeMap<(u64, usize), u32>,
     cycle: u64,
 ) -> Result<(), WalError> {
-    let wal = Wal::builder(dir).max_segment_bytes(16 * 1024).open()?;
+    let wal = builder(dir).open()?;
     let mut seen: BTreeMap<(u64, usize), Vec<u32>> = BTreeMap::new();
+    // (cycle, n) of each batch -> the keys it was found under, in order.
+    let mut batches: BTreeMap<(u64, u32), Vec<usize>> = BTreeMap::new();
     for k in 0..KEYS {
         for r in wal.records(format!("key-{k}"))? {
             let r = r?;
             let text = String::from_utf8_lossy(&r.content).into_owned();
             let f: Vec<&str> = text.split('/').collect();
+            if let [c, "batch", n, key] = f[..] {
+                let (Ok(c), Ok(n), Ok(key)) = (c.parse(), n.parse(), key.parse::<usize>()) else {
+                    return Err(WalError::CorruptedData(format!("invented {text:?}")));
+                };
+                if key != k {
+                    return Err(WalError::CorruptedData(format!("{text:?} under key {k}")));
+                }
+                batches.entry((c, n)).or_default().push(k);
+                continue;
+            }
             let parsed = match f[..] {
                 [c, t, n, pad] => c
                     .parse::<u64>()
@@ -171,6 +207,7 @@ fn verify(
             )));
         }
     }
+    check_batches(&batches, cycle)?;
     for (writer, &max_acked) in acked {
         let have = seen.get(writer).map_or(0, Vec::len);
         if have <= max_acked as usize {
@@ -178,6 +215,27 @@ fn verify(
                 "after kill {cycle}: writer {writer:?} acknowledged n={max_acked} but only {have} records survive"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Every batch has a record under every key, and each cycle's batches run
+/// from 0 with no gap.
+fn check_batches(batches: &BTreeMap<(u64, u32), Vec<usize>>, cycle: u64) -> Result<(), WalError> {
+    let mut next: BTreeMap<u64, u32> = BTreeMap::new();
+    for (&(c, n), keys) in batches {
+        if keys.len() != KEYS {
+            return Err(WalError::CorruptedData(format!(
+                "after kill {cycle}: batch {c}/{n} is under keys {keys:?} only: half a batch"
+            )));
+        }
+        let expected = next.entry(c).or_insert(0);
+        if n != *expected {
+            return Err(WalError::CorruptedData(format!(
+                "after kill {cycle}: batch {c}/{n} follows a gap (expected {expected})"
+            )));
+        }
+        *expected += 1;
     }
     Ok(())
 }

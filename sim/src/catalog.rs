@@ -3,9 +3,9 @@
 use crate::rng::Rng;
 use crate::workload::Spec;
 
-/// 25 workloads mixing keys, headers, durable and non-durable appends,
-/// batches, rotation by size and by time, compaction under a moving clock,
-/// reopen and close.
+/// 28 workloads mixing keys, headers, durable and non-durable appends,
+/// batches across keys, rotation by size and by time, compaction under a
+/// moving clock, reopen and close, and journal checkpoints.
 pub fn workloads() -> Vec<(&'static str, Spec)> {
     let m = Spec::mixed;
     let mut out = vec![
@@ -199,8 +199,43 @@ pub fn workloads() -> Vec<(&'static str, Spec)> {
             },
         ),
         ("long mixed", Spec { steps: 70, ..m(25) }),
+        (
+            "checkpoints, cross-key batches",
+            Spec {
+                keys: 8,
+                batch_pct: 45,
+                durable_pct: 40,
+                max_content_bytes: 600,
+                journal_checkpoint_bytes: 4096,
+                ..m(26)
+            },
+        ),
+        (
+            "checkpoints, non-durable, many keys",
+            Spec {
+                keys: 10,
+                batch_pct: 20,
+                durable_pct: 0,
+                sync_pct: 0,
+                max_content_bytes: 500,
+                journal_checkpoint_bytes: 4096,
+                ..m(27)
+            },
+        ),
+        (
+            "checkpoints with compaction and reopen",
+            Spec {
+                keys: 4,
+                advance_pct: 25,
+                compact_pct: 15,
+                reopen_pct: 12,
+                batch_pct: 25,
+                journal_checkpoint_bytes: 4096,
+                ..m(28)
+            },
+        ),
     ];
-    out.truncate(25);
+    out.truncate(28);
     out
 }
 
@@ -221,5 +256,6 @@ pub fn random_spec(seed: u64) -> Spec {
         advance_pct: r.below(30),
         compact_pct: r.below(15),
         reopen_pct: r.below(10),
+        journal_checkpoint_bytes: [4096, 8192, 1 << 20][r.index(3)],
     }
 }

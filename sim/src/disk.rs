@@ -174,6 +174,17 @@ struct State {
     /// Segment salts handed out so far; the next salt derives from it, so
     /// every run of a workload writes the same bytes.
     salts: u64,
+    /// What was on disk, durably, before the first logged operation: the
+    /// files and names of the crash image this disk was made from (none for
+    /// a new disk). A crash image of this disk starts from it.
+    base: Base,
+}
+
+/// Durable files and names a disk starts with.
+#[derive(Debug, Default, Clone)]
+struct Base {
+    files: Vec<Vec<u8>>,
+    names: BTreeMap<String, usize>,
 }
 
 impl State {
@@ -299,11 +310,13 @@ impl SimDisk {
     /// cut points and the fate of directory changes not yet synced.
     pub fn crash_image(&self, upto: usize, damage: Damage, rng: &mut Rng) -> SimDisk {
         let st = self.lock();
-        let replay = Replay::run(&st.log[..upto.min(st.log.len())]);
+        let replay = Replay::run(&st.base, &st.log[..upto.min(st.log.len())]);
         // A power loss is a reboot: the page cache is gone.
         let mut out = State {
             dirs: st.dirs.clone(),
             boot: st.boot + 1,
+            // Salts never repeat across boots, as random ones would not.
+            salts: st.salts,
             ..State::default()
         };
         let mut place = |name: &str, id: usize, rng: &mut Rng| {
@@ -332,6 +345,11 @@ impl SimDisk {
                 place(name, id, rng);
             }
         }
+        // What a crash of this image starts from (nothing is logged yet).
+        out.base = Base {
+            files: out.files.clone(),
+            names: out.names.clone(),
+        };
         SimDisk {
             state: Arc::new(Mutex::new(out)),
         }
@@ -428,8 +446,20 @@ struct Replay {
 }
 
 impl Replay {
-    fn run(log: &[Op]) -> Self {
-        let mut r = Replay::default();
+    fn run(base: &Base, log: &[Op]) -> Self {
+        let mut r = Replay {
+            files: base
+                .files
+                .iter()
+                .map(|bytes| FileReplay {
+                    volatile: bytes.clone(),
+                    durable: bytes.clone(),
+                    lost: Vec::new(),
+                })
+                .collect(),
+            names: base.names.clone(),
+            durable_names: base.names.clone(),
+        };
         for op in log {
             match op {
                 Op::Create { name, id } => {
@@ -709,6 +739,29 @@ mod tests {
             whole.read_file(Path::new("/d/b")).as_deref(),
             Some(&b"volatile"[..])
         );
+        Ok(())
+    }
+
+    #[test]
+    fn a_crash_of_a_crashed_disk_keeps_what_was_there_before() -> io::Result<()> {
+        let disk = SimDisk::new();
+        disk.create_dir_all(Path::new("/d"))?;
+        write(&disk, "/d/a", b"synced", true)?;
+        disk.sync_dir(Path::new("/d"))?;
+        let mut rng = Rng::new(2);
+        let first = disk.crash_image(disk.ops(), Damage::Nothing, &mut rng);
+        assert_eq!(first.ops(), 0, "a crash image starts with an empty log");
+        write(&first, "/d/b", b"later", false)?;
+        let f = first.open(Path::new("/d/a"), OpenMode::ReadWrite)?;
+        f.write_at(b"X", 0)?;
+        for upto in 0..=first.ops() {
+            let second = first.crash_image(upto, Damage::Nothing, &mut rng);
+            assert_eq!(
+                second.read_file(Path::new("/d/a")).as_deref(),
+                Some(&b"synced"[..]),
+                "after op {upto}: the earlier image's file and its durable bytes"
+            );
+        }
         Ok(())
     }
 

@@ -82,6 +82,8 @@ pub struct Spec {
     pub compact_pct: u64,
     /// Percent of steps that reopen or close.
     pub reopen_pct: u64,
+    /// Journal bytes between checkpoints, passed to the builder.
+    pub journal_checkpoint_bytes: u64,
 }
 
 impl Spec {
@@ -101,6 +103,7 @@ impl Spec {
             advance_pct: 10,
             compact_pct: 6,
             reopen_pct: 5,
+            journal_checkpoint_bytes: 16 << 10,
         }
     }
 
@@ -113,6 +116,7 @@ impl Spec {
             .retention(std::time::Duration::from_millis(self.retention_ms))
             .segments_per_retention_period(self.segments_per_period)
             .max_open_files(4)
+            .journal_checkpoint_bytes(self.journal_checkpoint_bytes)
     }
 
     /// Generate the steps.
@@ -205,6 +209,9 @@ pub struct Appended {
     /// The append returned an error, or an error came before the record
     /// was durable: it may or may not be stored.
     pub failed: bool,
+    /// For a record of `append_batch`, the index of the batch's first
+    /// record: a recovered WAL holds all of the batch or none of it.
+    pub batch: Option<usize>,
 }
 
 /// What happened during a run.
@@ -335,14 +342,16 @@ fn apply(
                 durable_op: None,
                 entry_ref: None,
                 failed: false,
+                batch: None,
             });
             let r = w.append_entry(key_name(*key), header, content, *durable)?;
             let op = disk.ops();
             h.records[idx].acked_op = Some(op);
             h.records[idx].entry_ref = Some(r);
             if *durable {
-                // The key's log is durable up to and including this record.
-                mark_durable(h, op, |a| a.key == *key);
+                // One journal: every record acknowledged so far, of every
+                // key, is durable with this one.
+                mark_durable(h, op, |_| true);
             }
         }
         Step::Batch { entries, durable } => {
@@ -363,6 +372,7 @@ fn apply(
                     durable_op: None,
                     entry_ref: None,
                     failed: false,
+                    batch: Some(first),
                 });
             }
             let refs = w.append_batch(batch, *durable)?;
@@ -372,8 +382,7 @@ fn apply(
                 h.records[first + n].entry_ref = Some(r);
             }
             if *durable {
-                let keys: Vec<usize> = entries.iter().map(|e| e.0).collect();
-                mark_durable(h, op, |a| keys.contains(&a.key));
+                mark_durable(h, op, |_| true);
             }
         }
         Step::Sync => {
@@ -464,6 +473,7 @@ pub fn check_with(
         }
     }
     check_refs(h, upto, &wal, &snap)?;
+    check_batches(h, upto, &snap, compact_ms, spec.retention_ms)?;
     drop(wal);
     for round in 0..2 {
         let again = spec
@@ -558,6 +568,45 @@ fn check_key(
             got.len(),
             expected.len()
         ));
+    }
+    Ok(())
+}
+
+/// Every batch is all or nothing: a recovered WAL holds every record of it
+/// or none (unless retention may have removed some of it).
+fn check_batches(
+    h: &History,
+    upto: usize,
+    snap: &Snapshot,
+    compact_ms: Option<u64>,
+    retention_ms: u64,
+) -> Result<(), String> {
+    let mut batches: BTreeMap<usize, Vec<&Appended>> = BTreeMap::new();
+    for a in h.records.iter().filter(|a| a.issued_op < upto) {
+        if let Some(b) = a.batch {
+            batches.entry(b).or_default().push(a);
+        }
+    }
+    for (first, records) in batches {
+        let may_expire = records
+            .iter()
+            .any(|a| compact_ms.is_some_and(|c| a.at_ms.saturating_add(retention_ms) < c));
+        if may_expire {
+            continue;
+        }
+        let present = records
+            .iter()
+            .filter(|a| {
+                snap.get(&key_name(a.key))
+                    .is_some_and(|v| v.iter().any(|r| r.content == a.content))
+            })
+            .count();
+        if present != 0 && present != records.len() {
+            return Err(format!(
+                "batch from record {first}: {present} of its {} records recovered",
+                records.len()
+            ));
+        }
     }
     Ok(())
 }

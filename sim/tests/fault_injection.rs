@@ -28,7 +28,7 @@ fn fail_every_io_call_once_and_persistently() {
     let mut failures = Vec::new();
     for (name, spec) in workloads()
         .into_iter()
-        .step_by(25 / count.clamp(1, 25))
+        .step_by(28 / count.clamp(1, 28))
         .take(count)
     {
         let steps = spec.generate();

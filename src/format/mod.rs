@@ -5,7 +5,9 @@
 //! pinned with `const` assertions, so a change to one field cannot silently
 //! shift another.
 
+pub(crate) mod journal;
 pub(crate) mod legacy;
+pub(crate) mod manifest;
 pub(crate) mod record;
 pub(crate) mod segment_header;
 

@@ -166,3 +166,20 @@ pub fn tear_only_segment(dir: &Path, bytes: u64) -> io::Result<u64> {
     file.set_len(len - bytes)?;
     Ok(len)
 }
+
+/// Remove the journal files and manifests from `dir`, leaving its segments
+/// as a version without the journal left them: opening then scans the
+/// segments (the path directories of earlier versions take).
+pub fn forget_journal(dir: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with("nano-wal.journal-") || name.starts_with("nano-wal.manifest-") {
+            std::fs::remove_file(&path)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! Checkpoints: make the segments durable and trim the journal.
+//!
+//! 1. Rotate the journal: sync its file in full and start the next one
+//!    (a clean close starts none).
+//! 2. Snapshot every key's segments and ends, taking each key's writer
+//!    lock in turn: an append holds it from its segment write to its
+//!    publication, so every record whose frame is in an earlier journal
+//!    file is in the snapshot.
+//! 3. fdatasync every segment with unsynced bytes (in parallel) and the
+//!    directory.
+//! 4. Write the next manifest (the snapshot and where replay starts) and
+//!    make it durable, name included.
+//! 5. Remove older manifests and journal files. Until step 4 is durable
+//!    they are what recovery uses, so a crash at any step loses nothing.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::engine::Engine;
+use crate::error::{PoisonCause, Result, io_at};
+use crate::format::manifest::{self, Manifest, ManifestKey, ManifestSegment};
+use crate::journal::{journal_file_name, manifest_file_name};
+use crate::metrics::Count;
+use crate::segment::Segment;
+use crate::storage::{OpenMode, write_all_at};
+
+/// Whether a checkpoint leaves a journal behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// While appends go on: a new journal file takes them.
+    Running,
+    /// Closing, or just after recovery: no journal file is left; the next
+    /// open reads the manifest alone.
+    Clean,
+}
+
+/// Run a checkpoint if one is due and none is running. Errors poison the
+/// journal (nothing is acknowledged after a segment could not be made
+/// durable) and are returned to the appender that ran it.
+pub(crate) fn maybe_run(engine: &Engine) -> Result<()> {
+    if !engine.journal.checkpoint_due() || engine.check_writable().is_err() {
+        return Ok(());
+    }
+    let Some(guard) = engine.journal.try_checkpoint_lock() else {
+        return Ok(());
+    };
+    if !engine.journal.checkpoint_due() {
+        return Ok(());
+    }
+    run_locked(engine, Kind::Running, guard)
+}
+
+/// Run a checkpoint now, waiting for one that is running.
+pub(crate) fn run(engine: &Engine, kind: Kind) -> Result<()> {
+    let guard = engine.journal.checkpoint_lock();
+    run_locked(engine, kind, guard)
+}
+
+fn run_locked(engine: &Engine, kind: Kind, _guard: std::sync::MutexGuard<'_, ()>) -> Result<()> {
+    let started = Instant::now();
+    let start = engine.journal.rotate(engine, kind == Kind::Clean)?;
+    let (keys, segments) = snapshot(engine);
+    let durable = make_segments_durable(engine, &segments);
+    if let Err(e) = durable {
+        engine.journal.poison(PoisonCause::describing(&e));
+        return Err(e);
+    }
+    let generation = engine.journal.next_manifest_generation();
+    let m = Manifest {
+        generation,
+        clean: kind == Kind::Clean,
+        journal_start: start.next_file,
+        next_frame: start.next_frame,
+        keys,
+    };
+    if let Err(e) = write_manifest(engine, &m) {
+        engine.journal.poison(PoisonCause::describing(&e));
+        return Err(e);
+    }
+    engine.journal.note_manifest(generation);
+    remove_older(engine, start.next_file, generation)?;
+    engine.count(Count::Checkpoints, 1);
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    engine.count(Count::CheckpointMicros, micros);
+    Ok(())
+}
+
+/// Every key's segments as they stand, and each segment with the end it
+/// must be durable through.
+fn snapshot(engine: &Engine) -> (Vec<ManifestKey>, Vec<(Arc<Segment>, u64)>) {
+    let mut keys = Vec::new();
+    let mut all = Vec::new();
+    let mut logs = engine.all_keys();
+    // Deterministic order: the simulated disk replays runs exactly.
+    logs.sort_unstable_by_key(|l| l.key_hash);
+    for log in logs {
+        let w = log.lock_writer();
+        let segments = log.segments_from(0);
+        if segments.is_empty() {
+            continue;
+        }
+        let mut listed = Vec::with_capacity(segments.len());
+        for seg in segments {
+            let end = seg.end();
+            listed.push(ManifestSegment {
+                sequence: seg.sequence,
+                version: seg.version,
+                file_name: seg
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                header_len: seg.header_len,
+                salt: seg.salt,
+                rotate_at_ms: seg.rotate_at_ms,
+                end,
+            });
+            all.push((seg, end));
+        }
+        keys.push(ManifestKey {
+            key: log.key.clone(),
+            key_hash: log.key_hash,
+            next_sequence: w.next_sequence(),
+            segments: listed,
+        });
+        drop(w);
+    }
+    (keys, all)
+}
+
+/// fdatasync every segment with bytes not yet durable, then the directory.
+fn make_segments_durable(engine: &Engine, segments: &[(Arc<Segment>, u64)]) -> Result<()> {
+    let dirty: Vec<(Arc<Segment>, u64)> = segments
+        .iter()
+        .filter(|(s, end)| s.durability.synced_through() < *end || s.durability.failure().is_some())
+        .cloned()
+        .collect();
+    engine.make_all_durable(&dirty)?;
+    // Segment names created or removed since the last directory sync.
+    engine.sync_dir_through(engine.dir_generation())
+}
+
+/// Write manifest `m` and make it durable, name included.
+fn write_manifest(engine: &Engine, m: &Manifest) -> Result<()> {
+    let storage = &engine.config.storage;
+    let dir = &engine.config.dir;
+    let path = dir.join(manifest_file_name(m.generation));
+    let bytes = manifest::encode(m);
+    let file = engine
+        .with_descriptor(|| storage.open(&path, OpenMode::CreateNew))
+        .map_err(|e| io_at(&path, "create", e))?;
+    write_all_at(&*file, &bytes, 0).map_err(|e| io_at(&path, "write", e))?;
+    // IMPORTANT: the manifest replaces the journal files before it; it must
+    // survive power loss, name included, before any of them is removed.
+    file.sync_data().map_err(|e| io_at(&path, "fdatasync", e))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|e| io_at(dir, "fsync directory", e))?;
+    engine.count(Count::DirectorySyncs, 1);
+    Ok(())
+}
+
+/// Remove journal files before `journal_start` and manifests before
+/// `generation`. Not synced: should a removal be undone by a crash,
+/// recovery ignores and removes the file again.
+fn remove_older(engine: &Engine, journal_start: u64, generation: u64) -> Result<()> {
+    let storage = &engine.config.storage;
+    let dir = &engine.config.dir;
+    let old = engine.journal.take_older(journal_start, generation);
+    let names = old
+        .journals
+        .iter()
+        .map(|&s| journal_file_name(s))
+        .chain(old.manifests.iter().map(|&g| manifest_file_name(g)));
+    for name in names {
+        let path = dir.join(&name);
+        match storage.remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&path, "remove", e)),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,438 @@
+//! Opening a directory that has a manifest (FORMAT.md §13): the manifest
+//! names every segment and where its durable data ends; after a crash the
+//! journal files from the manifest on are replayed into the segments.
+//!
+//! Replay is idempotent: it cuts every segment back to what the manifest
+//! and the journal hold (bytes beyond were never acknowledged as durable,
+//! and a batch is all or nothing), rewrites the records the journal holds
+//! at the positions it names, and only a checkpoint afterwards removes the
+//! journal. A crash during replay replays again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::engine::{Engine, KeyTable};
+use crate::error::{Result, WalError, io_at};
+use crate::format::manifest::{self, Manifest, ManifestDefect};
+use crate::journal::frames::Replayer;
+use crate::journal::{JournalStart, parse_journal_file_name, parse_manifest_file_name};
+use crate::key::parse_segment_file_name;
+use crate::keylog::{KeyLog, Writer};
+use crate::recovery::{RecoveryReport, TornTail};
+use crate::segment::{Segment, SegmentInit};
+use crate::storage::{OpenMode, StorageFile, read_exact_at};
+
+/// The journal's and manifests' files in a directory listing.
+#[derive(Debug, Default)]
+pub(crate) struct JournalFiles {
+    pub journals: BTreeMap<u64, String>,
+    pub manifests: BTreeMap<u64, String>,
+}
+
+impl JournalFiles {
+    pub fn from_listing(names: &[String]) -> Self {
+        let mut f = Self::default();
+        for name in names {
+            if let Some(s) = parse_journal_file_name(name) {
+                f.journals.insert(s, name.clone());
+            } else if let Some(g) = parse_manifest_file_name(name) {
+                f.manifests.insert(g, name.clone());
+            }
+        }
+        f
+    }
+}
+
+/// What opening from a manifest produced.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub keys: KeyTable,
+    pub start: JournalStart,
+    /// Replay changed segments (or found a journal): a checkpoint must make
+    /// them durable before the journal is trimmed.
+    pub needs_checkpoint: bool,
+}
+
+#[derive(Debug)]
+pub(super) struct SegState {
+    pub(super) file_name: String,
+    pub(super) version: u32,
+    pub(super) header_len: u64,
+    pub(super) salt: u64,
+    pub(super) rotate_at_ms: u64,
+    pub(super) end: u64,
+    /// How much of it is known durable (the manifest's end; 0 once replay
+    /// wrote to it).
+    pub(super) durable_end: u64,
+}
+
+#[derive(Debug)]
+pub(super) struct KeyState {
+    pub(super) key: Vec<u8>,
+    pub(super) next_sequence: u64,
+    pub(super) segments: BTreeMap<u64, SegState>,
+}
+
+pub(super) type State = BTreeMap<u64, KeyState>;
+
+/// The newest manifest that decodes, its generation, and the highest
+/// generation named in the directory (torn ones included). `None` if no
+/// manifest decodes; torn manifests newer than the one used are removed
+/// when writable.
+pub(crate) fn newest_manifest(
+    engine: &Engine,
+    files: &JournalFiles,
+) -> Result<(Option<Manifest>, u64)> {
+    let highest = files.manifests.keys().next_back().copied().unwrap_or(0);
+    for (&generation, name) in files.manifests.iter().rev() {
+        let path = engine.config.dir.join(name);
+        let bytes = read_whole(engine, &path)?;
+        match manifest::decode(&bytes) {
+            Ok(m) if m.generation == generation => return Ok((Some(m), highest)),
+            Ok(_) => {
+                return Err(crate::recovery::corrupted(
+                    &path,
+                    0,
+                    "manifest generation differs from its name",
+                ));
+            }
+            // A manifest a crash cut short: the one before it still holds
+            // (checkpoints remove older files only after the new one is
+            // durable).
+            Err(ManifestDefect::Torn(_)) => {}
+            Err(ManifestDefect::Corrupt(why)) => {
+                return Err(crate::recovery::corrupted(&path, 0, why));
+            }
+            Err(ManifestDefect::Unsupported(why)) => {
+                return Err(WalError::UnsupportedFormat(format!(
+                    "{}: {why}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok((None, highest))
+}
+
+fn read_whole(engine: &Engine, path: &std::path::Path) -> Result<Vec<u8>> {
+    let file = engine
+        .with_descriptor(|| engine.config.storage.open(path, OpenMode::Read))
+        .map_err(|e| io_at(path, "open", e))?;
+    let len = file.file_len().map_err(|e| io_at(path, "stat", e))?;
+    let len = usize::try_from(len).map_err(|_| {
+        crate::recovery::corrupted(path, 0, format_args!("{len} bytes is too long"))
+    })?;
+    let mut buf = vec![0u8; len];
+    read_exact_at(&*file, &mut buf, 0).map_err(|e| io_at(path, "read", e))?;
+    Ok(buf)
+}
+
+fn state_from(m: &Manifest) -> State {
+    let mut st = State::new();
+    for k in &m.keys {
+        let segments = k
+            .segments
+            .iter()
+            .map(|s| {
+                let seg = SegState {
+                    file_name: s.file_name.clone(),
+                    version: s.version,
+                    header_len: s.header_len,
+                    salt: s.salt,
+                    rotate_at_ms: s.rotate_at_ms,
+                    end: s.end,
+                    durable_end: s.end,
+                };
+                (s.sequence, seg)
+            })
+            .collect();
+        st.insert(
+            k.key_hash,
+            KeyState {
+                key: k.key.clone(),
+                next_sequence: k.next_sequence,
+                segments,
+            },
+        );
+    }
+    st
+}
+
+/// The segment files of the listing, by key hash and sequence.
+fn listed_segments(names: &[String]) -> BTreeMap<(u64, u64), String> {
+    names
+        .iter()
+        .filter_map(|n| parse_segment_file_name(n).map(|ids| (ids, n.clone())))
+        .collect()
+}
+
+/// Open from manifest `m`. A clean manifest with no journal after it and
+/// exactly its segments on disk opens without touching a segment file;
+/// anything else is replayed (writable handles only: the caller opens
+/// read-only handles another way then).
+pub(crate) fn load(
+    engine: &Engine,
+    m: &Manifest,
+    names: &[String],
+    files: &JournalFiles,
+    highest_generation: u64,
+    report: &mut RecoveryReport,
+) -> Result<Option<Loaded>> {
+    let mut st = state_from(m);
+    let on_disk = listed_segments(names);
+    let journals: Vec<(u64, &String)> = files
+        .journals
+        .range(m.journal_start..)
+        .map(|(s, n)| (*s, n))
+        .collect();
+    let listed: usize = st.values().map(|k| k.segments.len()).sum();
+    let all_listed_present = st.iter().all(|(h, k)| {
+        k.segments
+            .keys()
+            .all(|seq| on_disk.contains_key(&(*h, *seq)))
+    });
+    let mut start = JournalStart {
+        next_file: m.journal_start,
+        next_frame: m.next_frame,
+        manifest_generation: highest_generation,
+    };
+    if m.clean && journals.is_empty() && all_listed_present && listed == on_disk.len() {
+        report.segments = listed;
+        let keys = build(engine, st)?;
+        let stale = files.journals.keys().next().is_some() || files.manifests.len() > 1;
+        return Ok(Some(Loaded {
+            keys,
+            start,
+            needs_checkpoint: stale && !engine.is_read_only(),
+        }));
+    }
+    if m.clean && journals.is_empty() {
+        refuse_unlisted(engine, &st, &on_disk)?;
+    }
+    if engine.is_read_only() {
+        return Ok(None);
+    }
+    report.segments = on_disk.len();
+    // Everything that can refuse the open is checked before anything on
+    // disk changes: the strays, then every frame (read, not applied).
+    let strays = check_strays(engine, &st, &on_disk)?;
+    let mut replayer = Replayer::new(engine, &mut st, report);
+    replayer.replay_all(&journals, m)?;
+    replayer.apply = true;
+    cut_to_manifest(engine, replayer.st, &on_disk)?;
+    start.next_frame = replayer.replay_all(&journals, m)?;
+    start.next_file = journals.last().map_or(m.journal_start, |(s, _)| s + 1);
+    drop(replayer);
+    remove_strays(engine, &st, strays, report)?;
+    check_present(engine, &st, &on_disk)?;
+    let keys = build(engine, st)?;
+    Ok(Some(Loaded {
+        keys,
+        start,
+        needs_checkpoint: true,
+    }))
+}
+
+/// Cut each key's newest listed segment back to the manifest's end: bytes
+/// after it were written after the checkpoint, and the journal holds
+/// whatever of them counts.
+fn cut_to_manifest(
+    engine: &Engine,
+    st: &State,
+    on_disk: &BTreeMap<(u64, u64), String>,
+) -> Result<()> {
+    for (hash, k) in st {
+        let Some((seq, seg)) = k.segments.iter().next_back() else {
+            continue;
+        };
+        if !on_disk.contains_key(&(*hash, *seq)) {
+            continue;
+        }
+        let path = engine.config.dir.join(&seg.file_name);
+        let file = open_rw(engine, &path)?;
+        let len = file.file_len().map_err(|e| io_at(&path, "stat", e))?;
+        if len < seg.end {
+            return Err(crate::recovery::corrupted(
+                &path,
+                len,
+                format_args!("the checkpoint made {} bytes durable", seg.end),
+            ));
+        }
+        if len > seg.end {
+            file.set_len(seg.end)
+                .map_err(|e| io_at(&path, "truncate", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// After a clean close no crash of this WAL can have left a segment the
+/// manifest does not list (a writer makes its journal file before its
+/// first new segment): such a file was written by something else, perhaps
+/// an earlier version of this crate, and is never deleted.
+fn refuse_unlisted(
+    engine: &Engine,
+    st: &State,
+    on_disk: &BTreeMap<(u64, u64), String>,
+) -> Result<()> {
+    let unlisted = on_disk
+        .iter()
+        .find(|((hash, seq), _)| !st.get(hash).is_some_and(|k| k.segments.contains_key(seq)));
+    match unlisted {
+        Some((_, name)) => Err(WalError::ForeignFile {
+            path: engine.config.dir.join(name),
+            reason: "a segment-named file that the manifest of a clean close does not list: \
+                     this WAL did not write it (an earlier version writing the directory \
+                     after this one? remove the manifest files to open it by scanning \
+                     the segments)"
+                .into(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A segment file the manifest does not list.
+struct Stray {
+    ids: (u64, u64),
+    path: std::path::PathBuf,
+    len: u64,
+}
+
+/// The segment files the manifest does not list: created after the
+/// checkpoint, they are rebuilt from the journal if it names them, and
+/// removed otherwise. A file this WAL cannot have written is refused before
+/// anything changes, never removed.
+fn check_strays(
+    engine: &Engine,
+    st: &State,
+    on_disk: &BTreeMap<(u64, u64), String>,
+) -> Result<Vec<Stray>> {
+    let mut strays = Vec::new();
+    for (&(hash, seq), name) in on_disk {
+        if st.get(&hash).is_some_and(|k| k.segments.contains_key(&seq)) {
+            continue;
+        }
+        let path = engine.config.dir.join(name);
+        let file = open_rw(engine, &path)?;
+        let opened = crate::recovery::read_opened_header(&path, file)?;
+        let foreign = crate::origin::foreign(&*opened.file, (hash, seq), &opened.head, opened.len)
+            .map_err(|e| io_at(&path, "read", e))?;
+        if let Some(reason) = foreign {
+            return Err(WalError::ForeignFile { path, reason });
+        }
+        strays.push(Stray {
+            ids: (hash, seq),
+            path,
+            len: opened.len,
+        });
+    }
+    Ok(strays)
+}
+
+/// Remove the strays replay did not rebuild, reporting each: what a crash
+/// left of a segment whose creation no durable frame names.
+fn remove_strays(
+    engine: &Engine,
+    st: &State,
+    strays: Vec<Stray>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    for stray in strays {
+        let (hash, seq) = stray.ids;
+        if st.get(&hash).is_some_and(|k| k.segments.contains_key(&seq)) {
+            continue;
+        }
+        match engine.config.storage.remove_file(&stray.path) {
+            Ok(()) => {}
+            // Rebuilt by a frame, then removed by a later one (retention).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_at(&stray.path, "remove", e)),
+        }
+        engine.dir_changed();
+        report.torn_tails.push(TornTail {
+            path: stray.path,
+            file_position: 0,
+            bytes_dropped: stray.len,
+            reason: "a segment created after the last checkpoint that no durable journal \
+                     frame names"
+                .into(),
+            repaired: true,
+        });
+    }
+    Ok(())
+}
+
+/// Every segment still in the state must exist on disk (or have been made
+/// by replay).
+fn check_present(
+    engine: &Engine,
+    st: &State,
+    on_disk: &BTreeMap<(u64, u64), String>,
+) -> Result<()> {
+    for (hash, k) in st {
+        for (seq, seg) in &k.segments {
+            if seg.durable_end > 0 && !on_disk.contains_key(&(*hash, *seq)) {
+                let path = engine.config.dir.join(&seg.file_name);
+                return Err(crate::recovery::corrupted(
+                    &path,
+                    0,
+                    "the manifest lists this segment but it is missing",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn open_rw(engine: &Engine, path: &std::path::Path) -> Result<Arc<dyn StorageFile>> {
+    engine
+        .with_descriptor(|| engine.config.storage.open(path, OpenMode::ReadWrite))
+        .map_err(|e| io_at(path, "open", e))
+}
+
+/// Build the key table from the replayed state.
+fn build(engine: &Engine, st: State) -> Result<KeyTable> {
+    let mut keys = KeyTable::default();
+    for (hash, k) in st {
+        let mut table: BTreeMap<u64, Arc<Segment>> = BTreeMap::new();
+        let mut prefix = String::new();
+        for (seq, s) in k.segments {
+            prefix = s
+                .file_name
+                .strip_suffix(crate::key::SEGMENT_EXT)
+                .and_then(|n| n.rsplitn(3, '-').nth(2))
+                .unwrap_or("")
+                .to_owned();
+            let seg = Segment::new(SegmentInit {
+                key_hash: hash,
+                sequence: seq,
+                path: engine.config.dir.join(&s.file_name),
+                version: s.version,
+                salt: s.salt,
+                header_len: s.header_len,
+                rotate_at_ms: s.rotate_at_ms,
+                end: s.end,
+                dir_generation: 1,
+                durable_end: s.durable_end,
+            });
+            table.insert(seq, Arc::new(seg));
+        }
+        if table.is_empty() {
+            continue;
+        }
+        let active = table
+            .values()
+            .next_back()
+            .filter(|s| s.is_checksummed())
+            .cloned();
+        let next = k
+            .next_sequence
+            .max(table.keys().next_back().map_or(1, |s| s + 1));
+        let writer = Writer::recovered(next, active);
+        keys.insert(
+            hash,
+            Arc::new(KeyLog::new(k.key, hash, prefix, table, writer)),
+        );
+    }
+    Ok(keys)
+}
