@@ -107,6 +107,7 @@ impl Engine {
                 next_file: 1,
                 next_frame: 0,
                 manifest_generation: 0,
+                bytes_since_checkpoint: 0,
             },
             config.journal_checkpoint_bytes,
         );
@@ -503,32 +504,13 @@ impl Engine {
         self.flush_evicted(evicted);
     }
 
-    /// Sync evicted handles that still have unsynced writes before closing
-    /// them: after a close, a later fsync through another descriptor might
-    /// not report a write-back error that happened in between. A failure
-    /// poisons that segment, so no caller is ever told its data is durable.
+    /// Close evicted handles, without syncing: their unsynced bytes are in
+    /// the journal until a checkpoint syncs the segment, through a new
+    /// descriptor. A write-back error that happened meanwhile is reported
+    /// to that fsync (Linux reports an error no descriptor has seen to the
+    /// next fsync of the file, since 4.16; FORMAT.md §10), so it poisons
+    /// the checkpoint and nothing is trimmed from the journal.
     pub fn flush_evicted(&self, evicted: Vec<Evicted>) {
-        let dirty: Vec<Evicted> = evicted
-            .into_iter()
-            .filter(|(seg, _)| seg.needs_sync_before_close())
-            .collect();
-        self.in_parallel(&dirty, |(seg, file)| {
-            // Data only: a directory sync here could need a descriptor
-            // while we are freeing them, and could wait on a directory sync
-            // this very thread leads. `sync()` and every durable wait sync
-            // the directory entry themselves before relying on the data.
-            let synced = seg.durability.wait_synced(
-                seg.end(),
-                || seg.end(),
-                || 0,
-                || self.sync_segment(seg, file),
-            );
-            if let Err(cause) = synced {
-                // Not lost: the watermark keeps the failure, and every later
-                // append or durable wait on that segment returns it.
-                self.quarantine(seg, file);
-                self.note_sync_failure(cause);
-            }
-        });
+        drop(evicted);
     }
 }

@@ -113,6 +113,7 @@ pub(crate) fn open_engine(
                 next_file: 1,
                 next_frame: 0,
                 manifest_generation: highest,
+                bytes_since_checkpoint: 0,
             };
             (keys, start, !engine.is_read_only())
         }

@@ -179,18 +179,8 @@ impl Segment {
         !self.quarantined.swap(true, Ordering::AcqRel)
     }
 
-    /// Whether closing the handle first needs a sync: this process wrote
-    /// bytes that are not yet known durable.
-    pub fn needs_sync_before_close(&self) -> bool {
-        self.written_here.load(Ordering::Acquire) && self.is_dirty()
-    }
-
     pub fn has_records(&self) -> bool {
         self.end() > self.header_len
-    }
-
-    pub fn is_dirty(&self) -> bool {
-        self.durability.synced_through() < self.end()
     }
 
     /// Whether records carry checksums (versions 2 and 3; not nano-wal 0.5's).

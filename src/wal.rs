@@ -152,10 +152,12 @@ impl Wal {
 
     /// Append a record to `key`'s log and return its reference.
     ///
-    /// With `durable = false` the record has reached the operating system
-    /// when this returns: it survives a crash of the process, not of the
-    /// machine. With `durable = true` it returns after an fdatasync that
-    /// covers the record (shared with concurrent appenders to the segment).
+    /// The record is written to the shared journal as one frame, then to
+    /// its key's segment. With `durable = false` it has reached the
+    /// operating system when this returns: it survives a crash of the
+    /// process, not of the machine. With `durable = true` it returns after
+    /// an fdatasync of the journal that covers it, shared with every thread
+    /// waiting at the time, whatever its key (group commit).
     ///
     /// # Errors
     /// Limits ([`WalError::HeaderTooLarge`] and friends), a read-only or

@@ -28,6 +28,10 @@ pub(super) struct Replayer<'a> {
     report: &'a mut RecoveryReport,
     /// False for the first pass, which only checks the frames.
     pub apply: bool,
+    /// The newest journal file had a torn header and was removed.
+    pub dropped_last_file: bool,
+    /// Bytes of valid frames read (in the last pass).
+    pub frame_bytes: u64,
 }
 
 impl<'a> Replayer<'a> {
@@ -38,12 +42,15 @@ impl<'a> Replayer<'a> {
             handles: HashMap::new(),
             report,
             apply: false,
+            dropped_last_file: false,
+            frame_bytes: 0,
         }
     }
 
     /// Replay journal files in order; returns the next frame number.
     pub fn replay_all(&mut self, journals: &[(u64, &String)], m: &Manifest) -> Result<u64> {
         let mut next_frame = m.next_frame;
+        self.frame_bytes = 0;
         for (i, (expected_file, (seq, name))) in (m.journal_start..).zip(journals).enumerate() {
             let path = self.engine.config.dir.join(name);
             if *seq != expected_file {
@@ -89,8 +96,20 @@ impl<'a> Replayer<'a> {
             }
             // A journal file's header is durable before any frame is
             // written to it: a bad header in the newest file is a creation
-            // a crash cut short, holding nothing.
-            Err(_) if last => return Ok(next_frame),
+            // a crash cut short, holding nothing. Removed, so it never sits
+            // before the next file (its number is made again).
+            Err(_) if last => {
+                if self.apply {
+                    drop(file);
+                    self.engine
+                        .config
+                        .storage
+                        .remove_file(path)
+                        .map_err(|e| io_at(path, "remove torn", e))?;
+                    self.dropped_last_file = true;
+                }
+                return Ok(next_frame);
+            }
             Err(why) => return Err(crate::recovery::corrupted(path, 0, why)),
         };
         let mut pos = JH_LEN as u64;
@@ -109,6 +128,16 @@ impl<'a> Replayer<'a> {
             }
         }
         self.judge_end(&*file, path, (pos, len), header.salt, seq, last)?;
+        self.frame_bytes += pos - JH_LEN as u64;
+        if self.apply && last {
+            // IMPORTANT: appends after this open go to the next file, and
+            // the journal stays until a checkpoint. A process crash may have
+            // left this file's frames (and the cut of its torn tail) in the
+            // page cache only; they must be durable before any frame of a
+            // later file is, or a power loss could leave a gap before it.
+            self.engine.count(crate::metrics::Count::JournalSyncs, 1);
+            file.sync_data().map_err(|e| io_at(path, "fdatasync", e))?;
+        }
         Ok(next_frame)
     }
 

@@ -81,6 +81,8 @@ pub(crate) struct JournalStart {
     pub next_frame: u64,
     /// Generation of the newest manifest on disk (0: none).
     pub manifest_generation: u64,
+    /// Journal bytes written since that manifest (replayed at open).
+    pub bytes_since_checkpoint: u64,
 }
 
 #[derive(Debug)]
@@ -381,12 +383,14 @@ impl Journal {
                 next_file: sequence,
                 next_frame: first_frame,
                 manifest_generation: st.manifest_generation,
+                bytes_since_checkpoint: 0,
             });
         }
         Ok(JournalStart {
             next_file: st.next_file,
             next_frame: st.next_frame,
             manifest_generation: st.manifest_generation,
+            bytes_since_checkpoint: 0,
         })
     }
 
@@ -397,6 +401,10 @@ impl Journal {
         st.next_file = start.next_file;
         st.next_frame = start.next_frame;
         st.manifest_generation = start.manifest_generation;
+        st.bytes_since_checkpoint = start.bytes_since_checkpoint;
+        if st.bytes_since_checkpoint >= self.checkpoint_bytes {
+            self.checkpoint_due.store(true, Ordering::Release);
+        }
         st.files = files;
     }
 

@@ -195,6 +195,7 @@ pub(crate) fn load(
         next_file: m.journal_start,
         next_frame: m.next_frame,
         manifest_generation: highest_generation,
+        bytes_since_checkpoint: 0,
     };
     if m.clean && journals.is_empty() && all_listed_present && listed == on_disk.len() {
         report.segments = listed;
@@ -221,15 +222,23 @@ pub(crate) fn load(
     replayer.apply = true;
     cut_to_manifest(engine, replayer.st, &on_disk)?;
     start.next_frame = replayer.replay_all(&journals, m)?;
-    start.next_file = journals.last().map_or(m.journal_start, |(s, _)| s + 1);
+    start.next_file = match journals.last() {
+        Some((s, _)) if replayer.dropped_last_file => *s,
+        Some((s, _)) => s + 1,
+        None => m.journal_start,
+    };
+    start.bytes_since_checkpoint = replayer.frame_bytes;
     drop(replayer);
     remove_strays(engine, &st, strays, report)?;
     check_present(engine, &st, &on_disk)?;
     let keys = build(engine, st)?;
+    // No checkpoint here: the journal still holds everything replay wrote
+    // (its last file is durable), so the segments need not be synced now;
+    // a crash before the next checkpoint replays the same frames again.
     Ok(Some(Loaded {
         keys,
         start,
-        needs_checkpoint: true,
+        needs_checkpoint: false,
     }))
 }
 

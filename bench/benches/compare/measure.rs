@@ -66,7 +66,7 @@ pub fn run<S: System>(w: &Workload, ctx: &Ctx<'_>) -> Res<Vec<f64>> {
             memory,
             fastest,
         } => measure_read::enumerate::<S>(ctx, size, memory, fastest),
-        Spec::Reopen => measure_read::reopen::<S>(s),
+        Spec::Reopen { crashed } => measure_read::reopen::<S>(s, crashed),
         Spec::ManyKeys => measure_read::many_keys::<S>(s),
     }
 }

@@ -88,8 +88,12 @@ pub enum Spec {
         /// With the system's fastest read-all call (`System::scan`).
         fastest: bool,
     },
-    /// Open a directory of `Scale::reopen` keys × records.
-    Reopen,
+    /// Open a directory of `Scale::reopen` keys × records, closed cleanly
+    /// or (`crashed`) dropped without closing, as a crash leaves it.
+    Reopen {
+        /// Dropped without `close()`.
+        crashed: bool,
+    },
     /// One non-durable record for each of `Scale::many_keys` keys.
     ManyKeys,
 }
@@ -110,7 +114,7 @@ impl Workload {
             Spec::Append { .. } | Spec::Threads { .. } => &[RECORDS_PER_S],
             Spec::Batch { .. } => &[MS_PER_BATCH],
             Spec::Read { .. } => &[READS_PER_S],
-            Spec::Enumerate { memory: false, .. } | Spec::Reopen => &[MS],
+            Spec::Enumerate { memory: false, .. } | Spec::Reopen { .. } => &[MS],
             Spec::Enumerate { memory: true, .. } => &[MS, PEAK_MIB],
             Spec::ManyKeys => &[MS, BYTES_PER_KEY],
         }
@@ -125,7 +129,7 @@ impl Workload {
             Spec::Threads { .. } => Kind::Threads,
             Spec::Read { .. } => Kind::RandomRead,
             Spec::Enumerate { .. } => Kind::Enumerate,
-            Spec::Reopen => Kind::Reopen,
+            Spec::Reopen { .. } => Kind::Reopen,
             Spec::ManyKeys => Kind::ManyKeys,
         }
     }
@@ -214,7 +218,11 @@ pub fn all(s: &Scale) -> Vec<Workload> {
     let (keys, per_key) = s.reopen;
     out.push(Workload {
         name: format!("reopen {} × {per_key}", keys_name(keys)),
-        spec: Spec::Reopen,
+        spec: Spec::Reopen { crashed: false },
+    });
+    out.push(Workload {
+        name: format!("reopen {} × {per_key} after a crash", keys_name(keys)),
+        spec: Spec::Reopen { crashed: true },
     });
     out.push(Workload {
         name: format!("many keys: {} × 1 record", s.many_keys),
