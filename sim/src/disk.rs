@@ -180,11 +180,14 @@ struct State {
     base: Base,
 }
 
-/// Durable files and names a disk starts with.
+/// The files and names a disk starts with: after a power loss all durable;
+/// after a crash of the process, with the unsynced bytes and names of the
+/// disk it crashed on still unsynced (the page cache survives).
 #[derive(Debug, Default, Clone)]
 struct Base {
-    files: Vec<Vec<u8>>,
+    files: Vec<FileReplay>,
     names: BTreeMap<String, usize>,
+    durable_names: BTreeMap<String, usize>,
 }
 
 impl State {
@@ -319,6 +322,7 @@ impl SimDisk {
             salts: st.salts,
             ..State::default()
         };
+        let mut base = Base::default();
         let mut place = |name: &str, id: usize, rng: &mut Rng| {
             let file = &replay.files[id];
             let bytes = if damage == Damage::ProcessCrash {
@@ -326,8 +330,24 @@ impl SimDisk {
             } else {
                 file.after_power_loss(damage, rng)
             };
+            let new_id = out.files.len();
+            base.files.push(if damage == Damage::ProcessCrash {
+                file.clone()
+            } else {
+                FileReplay {
+                    volatile: bytes.clone(),
+                    durable: bytes.clone(),
+                    lost: Vec::new(),
+                }
+            });
             out.files.push(bytes);
-            out.names.insert(name.to_owned(), out.files.len() - 1);
+            out.names.insert(name.to_owned(), new_id);
+            base.names.insert(name.to_owned(), new_id);
+            // A name is durable on the new disk if it was on the old one
+            // (a process crash keeps unsynced names unsynced).
+            if damage != Damage::ProcessCrash || replay.durable_names.get(name) == Some(&id) {
+                base.durable_names.insert(name.to_owned(), new_id);
+            }
         };
         let all: BTreeSet<&String> = replay
             .names
@@ -346,10 +366,7 @@ impl SimDisk {
             }
         }
         // What a crash of this image starts from (nothing is logged yet).
-        out.base = Base {
-            files: out.files.clone(),
-            names: out.names.clone(),
-        };
+        out.base = base;
         SimDisk {
             state: Arc::new(Mutex::new(out)),
         }
@@ -448,17 +465,9 @@ struct Replay {
 impl Replay {
     fn run(base: &Base, log: &[Op]) -> Self {
         let mut r = Replay {
-            files: base
-                .files
-                .iter()
-                .map(|bytes| FileReplay {
-                    volatile: bytes.clone(),
-                    durable: bytes.clone(),
-                    lost: Vec::new(),
-                })
-                .collect(),
+            files: base.files.clone(),
             names: base.names.clone(),
-            durable_names: base.names.clone(),
+            durable_names: base.durable_names.clone(),
         };
         for op in log {
             match op {

@@ -1,7 +1,9 @@
 //! Model-based property test: random sequences of append, batch,
 //! read_entry_at, records, records_from, sync, compaction under a moving
-//! clock and reopen, checked after every step against a plain in-memory
-//! model (a list of records per key).
+//! clock, reopen and power loss, checked after every step against a plain
+//! in-memory model (a list of records per key). After a power loss each key
+//! must be a prefix of its list holding every durable record, and every
+//! batch must be all there or all gone, across its keys.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nano_wal::{EntryRef, ManualClock, Wal, WalError};
-use nano_wal_sim::disk::SimDisk;
+use nano_wal_sim::disk::{Damage, SimDisk};
+use nano_wal_sim::rng::Rng;
 use nano_wal_sim::workload::{START_MS, WAL_DIR};
 use proptest::prelude::*;
 
@@ -44,6 +47,11 @@ enum Op {
     },
     Compact,
     Reopen,
+    /// Power loss (or, `process`, a crash of the process) now, then reopen.
+    Crash {
+        process: bool,
+        seed: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -59,6 +67,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u32..40_000).prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
+        1 => (any::<bool>(), any::<u64>()).prop_map(|(process, seed)| Op::Crash { process, seed }),
     ]
 }
 
@@ -68,6 +77,10 @@ struct Rec {
     header: Option<Bytes>,
     content: Bytes,
     at_ms: u64,
+    /// Order of acknowledgement, over all keys.
+    n: usize,
+    /// The batch it came in (its first record's `n`).
+    batch: Option<usize>,
 }
 
 struct Harness {
@@ -78,6 +91,12 @@ struct Harness {
     /// References of removed records: they must never resolve again.
     removed: Vec<EntryRef>,
     counter: usize,
+    /// Records acknowledged so far; those with `n` below `durable` are
+    /// durable (a durable append, batch or sync covers every earlier one).
+    acked: usize,
+    durable: usize,
+    /// Records of each batch still in the model (retention removes some).
+    batch_sizes: BTreeMap<usize, usize>,
 }
 
 fn open(disk: &SimDisk, clock: &Arc<ManualClock>) -> Result<Wal, WalError> {
@@ -127,7 +146,13 @@ impl Harness {
                     header,
                     content,
                     at_ms: now,
+                    n: self.acked,
+                    batch: None,
                 });
+                self.acked += 1;
+                if *durable {
+                    self.durable = self.acked;
+                }
             }
             Op::Batch { entries, durable } => {
                 let batch: Vec<(String, Option<Bytes>, Bytes)> = entries
@@ -137,6 +162,7 @@ impl Harness {
                 let refs = self.wal.append_batch(batch.clone(), *durable);
                 let refs = refs.map_err(|e| TestCaseError::fail(format!("batch: {e}")))?;
                 prop_assert_eq!(refs.len(), entries.len());
+                let first = self.acked;
                 for ((k, _), ((_, header, content), entry_ref)) in
                     entries.iter().zip(batch.into_iter().zip(refs))
                 {
@@ -145,7 +171,14 @@ impl Harness {
                         header,
                         content,
                         at_ms: now,
+                        n: self.acked,
+                        batch: Some(first),
                     });
+                    self.acked += 1;
+                }
+                self.batch_sizes.insert(first, entries.len());
+                if *durable {
+                    self.durable = self.acked;
                 }
             }
             Op::ReadAt { pick } => {
@@ -192,10 +225,13 @@ impl Harness {
                     prop_assert_eq!(got, want);
                 }
             }
-            Op::Sync => self
-                .wal
-                .sync()
-                .map_err(|e| TestCaseError::fail(e.to_string()))?,
+            Op::Sync => {
+                self.wal
+                    .sync()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                self.durable = self.acked;
+            }
+            Op::Crash { process, seed } => self.crash(*process, *seed)?,
             Op::Advance { ms } => self.clock.advance_ms(u64::from(*ms)),
             Op::Compact => self.compact(now)?,
             Op::Reopen => {
@@ -210,6 +246,72 @@ impl Harness {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Crash now: reopen the disk a power loss (or a process crash) leaves,
+    /// check it against the model, and continue from what survived.
+    fn crash(&mut self, process: bool, seed: u64) -> Result<(), TestCaseError> {
+        let damage = if process {
+            Damage::ProcessCrash
+        } else {
+            [Damage::Nothing, Damage::Cut, Damage::SectorGarbage][(seed % 3) as usize]
+        };
+        let image = self
+            .disk
+            .crash_image(self.disk.ops(), damage, &mut Rng::new(seed));
+        let wal = open(&image, &self.clock)
+            .map_err(|e| TestCaseError::fail(format!("reopen after {damage:?}: {e}")))?;
+        for (key, list) in &mut self.model {
+            let got: Vec<(EntryRef, Bytes)> = wal
+                .records(name(*key))
+                .and_then(|it| it.map(|r| r.map(|r| (r.entry_ref, r.content))).collect())
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(got.len() <= list.len(), "key {}: records invented", key);
+            for (g, want) in got.iter().zip(list.iter()) {
+                prop_assert_eq!(
+                    g,
+                    &(want.entry_ref, want.content.clone()),
+                    "key {}: not a prefix",
+                    key
+                );
+            }
+            for lost in &list[got.len()..] {
+                prop_assert!(
+                    !process && lost.n >= self.durable,
+                    "key {}: acknowledged record {} lost ({:?}, durable below {})",
+                    key,
+                    lost.n,
+                    damage,
+                    self.durable
+                );
+            }
+            list.truncate(got.len());
+        }
+        // Every batch: all of its records are present, or none.
+        let mut batches: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
+        for r in self.model.values().flatten() {
+            if let Some(b) = r.batch {
+                batches.entry(b).or_default().0 += 1;
+            }
+        }
+        let sizes = self.batch_sizes.clone();
+        for (b, size) in sizes {
+            let kept = batches.get(&b).map_or(0, |c| c.0);
+            prop_assert!(
+                kept == 0 || kept == size,
+                "batch {}: {} of {} records survived",
+                b,
+                kept,
+                size
+            );
+        }
+        self.batch_sizes.retain(|b, _| batches.contains_key(b));
+        // Opening made what survived durable (it syncs the journal it
+        // replayed), so from here every surviving record must survive.
+        self.durable = self.acked;
+        self.disk = image;
+        self.wal = wal;
         Ok(())
     }
 
@@ -243,7 +345,12 @@ impl Harness {
                     key
                 );
             }
-            self.removed.extend(list.drain(..cut).map(|r| r.entry_ref));
+            for r in list.drain(..cut) {
+                if let Some(size) = r.batch.and_then(|b| self.batch_sizes.get_mut(&b)) {
+                    *size -= 1;
+                }
+                self.removed.push(r.entry_ref);
+            }
         }
         Ok(())
     }
@@ -291,7 +398,10 @@ proptest! {
         let disk = SimDisk::new();
         let clock = Arc::new(ManualClock::new(START_MS));
         let wal = open(&disk, &clock).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let mut h = Harness { disk, clock, wal, model: BTreeMap::new(), removed: Vec::new(), counter: 0 };
+        let mut h = Harness {
+            disk, clock, wal, model: BTreeMap::new(), removed: Vec::new(), counter: 0,
+            acked: 0, durable: 0, batch_sizes: BTreeMap::new(),
+        };
         for op in &ops {
             h.apply(op)?;
         }
