@@ -9,6 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of what a [`crate::Wal`] handle has done since it was opened.
 ///
+/// There is no applier to watch: an append writes its records to their
+/// segment before it returns, so nothing waits to be applied and no
+/// memory holds unapplied records. What is not yet durable in the segments
+/// is in the journal: `journal_bytes_since_checkpoint`.
+///
 /// ```
 /// # let dir = tempfile::tempdir()?;
 /// let wal = nano_wal::Wal::builder(dir.path()).open()?;

@@ -6,9 +6,9 @@
 //! never sees anything else.
 //!
 //! Every fsync is slowed down (the test storage sleeps first), so that
-//! shutdown certainly overlaps appends that are in the middle of a sync or
-//! of sealing a full segment; the checks do not depend on it. A second test
-//! calls shutdown while one append is certainly inside such a seal.
+//! shutdown certainly overlaps appends that are in the middle of a sync;
+//! the checks do not depend on it. A second test calls shutdown while one
+//! append is certainly in the middle of moving to a new segment.
 
 mod common;
 
@@ -135,7 +135,7 @@ fn shutdown_waits_for_appends_in_flight_and_refuses_later_ones() {
 /// shutdown is called: shutdown waits for it (it was acknowledged, so it
 /// must finish before the files go), and then removes everything.
 #[test]
-fn shutdown_waits_for_an_append_sealing_a_full_segment() {
+fn shutdown_waits_for_an_append_moving_to_a_new_segment() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("wal");
     let (storage, faults) = common::FaultyStorage::create();
@@ -146,28 +146,43 @@ fn shutdown_waits_for_an_append_sealing_a_full_segment() {
             .open()
             .expect("open"),
     );
-    // Non-durable appends that nearly fill the first segment: no fsync yet.
+    // Non-durable appends that nearly fill the first segment.
     for _ in 0..3 {
         wal.append_entry("k", None, Bytes::from(vec![b'x'; 1000]), false)
             .expect("append");
     }
-    let syncs_before = faults.file_syncs.load(Ordering::SeqCst);
-    // Long enough that the seal is still in its fsync when shutdown starts.
-    faults.sync_delay_ms.store(300, Ordering::SeqCst);
-    let sealing = {
+    // The next append creates segment 2; its header write stalls there,
+    // in the middle of the append.
+    *faults.stall_writes_to.lock().expect("lock") = Some("-0002.log".into());
+    let writes_before = faults.writes.load(Ordering::SeqCst);
+    let moving = {
         let wal = wal.clone();
         std::thread::spawn(move || {
             wal.append_entry("k", None, Bytes::from(vec![b'y'; 1000]), false)
         })
     };
-    while faults.file_syncs.load(Ordering::SeqCst) == syncs_before {
+    while faults.writes.load(Ordering::SeqCst) == writes_before {
         std::thread::yield_now();
     }
-    let shut = wal.shutdown();
-    let appended = sealing.join().expect("appender panicked");
+    let shutting = {
+        let wal = wal.clone();
+        std::thread::spawn(move || wal.shutdown())
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(
+        !shutting.is_finished(),
+        "shutdown must wait for the append in flight"
+    );
+    assert!(
+        dir.exists(),
+        "nothing is removed while an append is in flight"
+    );
+    *faults.stall_writes_to.lock().expect("lock") = None;
+    let r = moving.join().expect("appender panicked");
+    let shut = shutting.join().expect("shutdown panicked");
 
     assert!(shut.is_ok(), "shutdown failed: {shut:?}");
-    let r = appended.expect("the append in flight finishes before shutdown removes anything");
+    let r = r.expect("the append in flight finishes before shutdown removes anything");
     assert_eq!(r.sequence_number, 2, "it went to a new segment");
     assert!(!dir.exists(), "left behind: {:?}", files_under(&dir));
     assert!(files_under(tmp.path()).is_empty());
