@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 use comfy_table::{CellAlignment, Table, presets};
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use nano_wal::inspect::{self, CompactionPlan, Inspector, Verifier};
+use nano_wal::inspect::{self, CompactionPlan, Inspector, JournalState, Verifier, WalStats};
 use nano_wal::{EntryRef, Wal, WalBuilder, WalOptions};
 use serde_json::json;
 
@@ -241,43 +241,54 @@ fn parse_ref(s: &str) -> CliResult<EntryRef> {
 
 fn stats(inspector: &Inspector, json: bool, out: &mut dyn Write) -> CliResult<()> {
     let stats = inspector.describe()?;
+    let journal = inspector.journal_state()?;
     if json {
-        let keys: Vec<_> = stats
-            .keys
-            .iter()
-            .map(|k| {
-                json!({
-                    "key": k.key,
-                    "key_hash": k.key_hash,
-                    "segments": k.segments.len(),
-                    "records": k.records,
-                    "size_bytes": k.size_bytes,
-                    "content_bytes": k.content_bytes,
-                    "oldest_record_unix_ms": k.oldest_record_unix_ms,
-                    "newest_record_unix_ms": k.newest_record_unix_ms,
-                    "next_expiry_unix_ms": k.next_expiry_unix_ms,
-                    "segment_files": k.segments.iter().map(show::segment_json).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let value = json!({
-            "dir": stats.dir.display().to_string(),
-            "retention_secs": stats.retention_ms / 1000,
-            "keys": keys,
-            "totals": {
-                "keys": stats.keys.len(),
-                "segments": stats.total_segments(),
-                "records": stats.total_records(),
-                "size_bytes": stats.total_size_bytes(),
-                "oldest_record_unix_ms": stats.oldest_record_unix_ms(),
-                "newest_record_unix_ms": stats.newest_record_unix_ms(),
-            },
-            "torn_tails": stats.torn_tails.iter().map(show::torn_json).collect::<Vec<_>>(),
-            "expired_leftovers": stats.expired_leftovers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
-        return Ok(());
+        stats_json(&stats, &journal, out)
+    } else {
+        stats_table(&stats, &journal, out)
     }
+}
+
+fn stats_json(stats: &WalStats, journal: &JournalState, out: &mut dyn Write) -> CliResult<()> {
+    let keys: Vec<_> = stats
+        .keys
+        .iter()
+        .map(|k| {
+            json!({
+                "key": k.key,
+                "key_hash": k.key_hash,
+                "segments": k.segments.len(),
+                "records": k.records,
+                "size_bytes": k.size_bytes,
+                "content_bytes": k.content_bytes,
+                "oldest_record_unix_ms": k.oldest_record_unix_ms,
+                "newest_record_unix_ms": k.newest_record_unix_ms,
+                "next_expiry_unix_ms": k.next_expiry_unix_ms,
+                "segment_files": k.segments.iter().map(show::segment_json).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let value = json!({
+        "dir": stats.dir.display().to_string(),
+        "retention_secs": stats.retention_ms / 1000,
+        "keys": keys,
+        "totals": {
+            "keys": stats.keys.len(),
+            "segments": stats.total_segments(),
+            "records": stats.total_records(),
+            "size_bytes": stats.total_size_bytes(),
+            "oldest_record_unix_ms": stats.oldest_record_unix_ms(),
+            "newest_record_unix_ms": stats.newest_record_unix_ms(),
+        },
+        "torn_tails": stats.torn_tails.iter().map(show::torn_json).collect::<Vec<_>>(),
+        "expired_leftovers": stats.expired_leftovers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "journal": show::journal_json(journal),
+    });
+    writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
+    Ok(())
+}
+
+fn stats_table(stats: &WalStats, journal: &JournalState, out: &mut dyn Write) -> CliResult<()> {
     let now = now_unix_ms();
     let time = |ms: Option<u64>| ms.map_or_else(|| "-".to_owned(), ms_to_rfc3339_secs);
     let mut table = Table::new();
@@ -332,6 +343,8 @@ fn stats(inspector: &Inspector, json: bool, out: &mut dyn Write) -> CliResult<()
     for p in &stats.expired_leftovers {
         writeln!(out, "{}", show::leftover_line(p))?;
     }
+    writeln!(out)?;
+    show::journal_lines(out, journal)?;
     Ok(())
 }
 

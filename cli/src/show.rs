@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::ValueEnum;
-use nano_wal::inspect::SegmentInfo;
+use indicatif::HumanBytes;
+use nano_wal::inspect::{JournalFileState, JournalState, ManifestState, SegmentInfo};
 use nano_wal::{Record, TornTail};
 use serde_json::{Value, json};
 
@@ -156,6 +157,118 @@ pub fn leftover_line(path: &std::path::Path) -> String {
          a writer's open removes it",
         path.display()
     )
+}
+
+/// The journal's state in `stats --json`.
+pub fn journal_json(j: &JournalState) -> Value {
+    let manifest = j.manifest.as_ref().map(|m| {
+        json!({
+            "path": m.path.display().to_string(),
+            "generation": m.generation,
+            "clean": m.clean,
+            "journal_start": m.journal_start,
+            "next_frame": m.next_frame,
+            "keys": m.keys,
+            "segments": m.segments,
+        })
+    });
+    let files: Vec<Value> = j
+        .files
+        .iter()
+        .map(|f| {
+            json!({
+                "path": f.path.display().to_string(),
+                "sequence": f.sequence,
+                "bytes": f.bytes,
+                "pending": f.pending,
+                "first_frame": f.first_frame,
+                "header_problem": f.header_problem,
+                "frames": f.frames,
+                "frame_bytes": f.frame_bytes,
+                "damage": f.damage,
+                "valid_frame_after": f.valid_frame_after,
+            })
+        })
+        .collect();
+    json!({
+        "manifest": manifest,
+        "unverified_manifests": j.unverified_manifests.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+        "files": files,
+        "pending_files": j.pending_files().count(),
+        "pending_frames": j.pending_frames(),
+        "pending_bytes": j.pending_bytes(),
+    })
+}
+
+/// The journal's state, in words: the section `stats` ends with.
+pub fn journal_lines(out: &mut dyn Write, j: &JournalState) -> io::Result<()> {
+    writeln!(out, "journal")?;
+    match &j.manifest {
+        Some(m) => writeln!(out, "  {}", manifest_line(m))?,
+        None => writeln!(out, "  no manifest")?,
+    }
+    for p in &j.unverified_manifests {
+        writeln!(
+            out,
+            "  manifest {} does not verify (recovery ignores it)",
+            p.display()
+        )?;
+    }
+    if j.files.is_empty() {
+        writeln!(out, "  no journal file")?;
+    }
+    for f in &j.files {
+        journal_file_lines(out, f)?;
+    }
+    writeln!(
+        out,
+        "  to replay after a crash now: {} frame(s), {} in {} file(s)",
+        j.pending_frames(),
+        HumanBytes(j.pending_bytes()),
+        j.pending_files().count()
+    )
+}
+
+fn manifest_line(m: &ManifestState) -> String {
+    format!(
+        "manifest {} ({}): replay starts at journal file {} (frame {}); {} key(s), {} segment(s); {}",
+        m.generation,
+        if m.clean { "clean" } else { "not clean" },
+        m.journal_start,
+        m.next_frame,
+        m.keys,
+        m.segments,
+        m.path.display()
+    )
+}
+
+fn journal_file_lines(out: &mut dyn Write, f: &JournalFileState) -> io::Result<()> {
+    writeln!(
+        out,
+        "  {}: {} frame(s), {} of {}, {}",
+        f.path.display(),
+        f.frames,
+        HumanBytes(f.frame_bytes),
+        HumanBytes(f.bytes),
+        if f.pending {
+            "pending"
+        } else {
+            "leftover (before the manifest's start)"
+        }
+    )?;
+    if let Some(why) = &f.header_problem {
+        writeln!(out, "    header does not verify: {why}")?;
+    }
+    if let Some(at) = f.damage {
+        let after = f
+            .valid_frame_after
+            .map_or_else(String::new, |v| format!("; a frame verifies at {v}"));
+        writeln!(
+            out,
+            "    damage at file position {at}: the valid frames end there and non-zero bytes follow{after}"
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -131,7 +131,9 @@ fn stats_json_counts_records_bytes_times_and_expiry() -> TestResult {
     assert_eq!(v["totals"]["keys"], 2);
     assert_eq!(v["totals"]["segments"], 3);
     assert_eq!(v["totals"]["records"], 5);
-    assert_eq!(v["totals"]["size_bytes"], file_bytes(t.path(), "")?);
+    // The segment files: the directory also holds the manifest and the lock.
+    let segment_bytes = file_bytes(t.path(), "orders-")? + file_bytes(t.path(), "user1-")?;
+    assert_eq!(v["totals"]["size_bytes"], segment_bytes);
     assert_eq!(v["retention_secs"], RETENTION_MS / 1000);
     assert_eq!(v["torn_tails"].as_array().map(Vec::len), Some(0));
 
@@ -187,6 +189,104 @@ fn stats_table_shows_every_key_and_the_totals() -> TestResult {
     let total = row("total: 2 keys").ok_or("total row")?;
     assert_eq!(&total[2..4], ["3", "5"]);
     assert!(table.contains("0 torn tail(s)"), "{table}");
+    Ok(())
+}
+
+/// Size of a journal file's header (FORMAT.md §11).
+const JOURNAL_HEADER_BYTES: u64 = 48;
+
+/// `stats` ends with the journal: beside a live writer, the frames a crash
+/// now would replay; after `close()`, a clean manifest and nothing pending;
+/// damage after the frames, where the valid frames end.
+#[test]
+fn stats_shows_the_journal_a_crash_now_would_replay() -> TestResult {
+    let t = tempfile::tempdir()?;
+    let dir = t.path().as_os_str();
+    let stats_json = || -> Result<Value, Box<dyn Error>> {
+        let out = ok([OsStr::new("stats"), dir, OsStr::new("--json")])?;
+        let mut v: Value = serde_json::from_str(&out)?;
+        Ok(v["journal"].take())
+    };
+    let wal = Wal::builder(t.path()).open()?;
+    for i in 0..3 {
+        wal.append_entry("live", None, Bytes::from(format!("r{i}")), i == 2)?;
+    }
+    let frame_bytes = JOURNAL_HEADER_BYTES + wal.metrics().journal_bytes;
+
+    let j = stats_json()?;
+    assert_eq!(j["manifest"]["generation"], 1);
+    assert_eq!(j["manifest"]["clean"], true, "the open's checkpoint");
+    let files = j["files"].as_array().ok_or("files")?;
+    assert_eq!(files.len(), 1, "{j}");
+    assert_eq!(files[0]["sequence"], j["manifest"]["journal_start"]);
+    assert_eq!(files[0]["first_frame"], j["manifest"]["next_frame"]);
+    assert_eq!(files[0]["frames"], 3);
+    assert_eq!(files[0]["frame_bytes"], frame_bytes);
+    assert_eq!(files[0]["pending"], true);
+    assert_eq!(files[0]["damage"], Value::Null);
+    assert_eq!(j["pending_files"], 1);
+    assert_eq!(j["pending_frames"], 3);
+    assert_eq!(j["pending_bytes"], frame_bytes);
+    let journal = files[0]["path"].as_str().ok_or("path")?.to_owned();
+
+    let table = ok([OsStr::new("stats"), dir])?;
+    let (_, section) = table
+        .split_once("\njournal\n")
+        .ok_or(format!("a journal section after the table:\n{table}"))?;
+    assert!(section.contains("manifest 1 (clean)"), "{section}");
+    assert!(
+        section.contains(&format!("{journal}: 3 frame(s), {frame_bytes} B of "))
+            && section.contains(" MiB, pending\n"),
+        "{section}"
+    );
+    assert!(
+        section.contains(&format!(
+            "to replay after a crash now: 3 frame(s), {frame_bytes} B in 1 file(s)"
+        )),
+        "{section}"
+    );
+
+    // Garbage after the frames of a dropped writer's journal.
+    drop(wal);
+    let mut bytes = std::fs::read(&journal)?;
+    let at = usize::try_from(frame_bytes)? + 10;
+    bytes[at..at + 4].copy_from_slice(b"junk");
+    std::fs::write(&journal, &bytes)?;
+    let j = stats_json()?;
+    assert_eq!(j["files"][0]["damage"], frame_bytes);
+    assert_eq!(j["files"][0]["frames"], 3);
+    let table = ok([OsStr::new("stats"), dir])?;
+    assert!(
+        table.contains(&format!(
+            "damage at file position {frame_bytes}: the valid frames end there"
+        )),
+        "{table}"
+    );
+
+    // Opening replays the three frames (the damage is a torn tail); close
+    // leaves a clean manifest and no journal.
+    let wal = Wal::builder(t.path()).open()?;
+    assert_eq!(wal.recovery_report().replayed_frames, 3);
+    wal.close()?;
+    let j = stats_json()?;
+    assert_eq!(j["manifest"]["clean"], true);
+    assert_eq!(
+        j["manifest"]["generation"], 3,
+        "the open's and close's checkpoints"
+    );
+    assert_eq!(j["manifest"]["keys"], 1);
+    assert_eq!(j["manifest"]["segments"], 1);
+    assert_eq!(j["files"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        (&j["pending_frames"], &j["pending_bytes"]),
+        (&Value::from(0), &Value::from(0))
+    );
+    let table = ok([OsStr::new("stats"), dir])?;
+    assert!(table.contains("  no journal file\n"), "{table}");
+    assert!(
+        table.ends_with("to replay after a crash now: 0 frame(s), 0 B in 0 file(s)\n"),
+        "{table}"
+    );
     Ok(())
 }
 

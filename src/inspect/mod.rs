@@ -1,8 +1,9 @@
 //! Read-only inspection of a WAL directory, for tools such as the `nano-wal`
 //! command line: what the directory holds ([`Inspector::describe`]), a key's
 //! records ([`Inspector::dump`]), whether every record passes its checks
-//! ([`Verifier`]), and what retention would remove
-//! ([`Inspector::compaction_plan`], [`compact`]).
+//! ([`Verifier`]), what retention would remove
+//! ([`Inspector::compaction_plan`], [`compact`]), and the journal's state:
+//! what a crash now would replay ([`Inspector::journal_state`]).
 //!
 //! Everything here returns plain data and prints nothing. Nothing takes the
 //! writer lock or changes the directory, except [`compact`], which opens the
@@ -383,6 +384,8 @@ impl Inspector {
 
 mod compaction;
 pub use compaction::{CompactionPlan, KeyCompaction, compact};
+mod journal;
+pub use journal::{JournalFileState, JournalState, ManifestState};
 mod verify;
 pub use verify::{Corruption, Verifier, VerifyReport};
 

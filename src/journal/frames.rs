@@ -151,32 +151,17 @@ impl<'a> Replayer<'a> {
         len: u64,
         number: u64,
     ) -> Result<Option<u64>> {
-        let pos = binding.position;
-        if pos + FH_LEN as u64 > len {
-            return Ok(None);
-        }
-        let mut fixed = [0u8; FH_LEN];
-        read_exact_at(file, &mut fixed, pos).map_err(|e| io_at(path, "read", e))?;
-        let Some(head) = jf::decode_head(&fixed, binding) else {
-            return Ok(None);
-        };
-        // Checked against the file before anything is allocated for it.
-        if head.number != number || pos + head.total_len() > len {
-            return Ok(None);
-        }
-        let mut payload = vec![0u8; head.payload_len as usize];
-        read_exact_at(file, &mut payload, pos + FH_LEN as u64)
-            .map_err(|e| io_at(path, "read", e))?;
-        let Ok(ops) = jf::decode_ops(&payload, &head) else {
+        let mut payload = Vec::new();
+        let Some((total, ops)) = read_frame(file, path, binding, len, number, &mut payload)? else {
             return Ok(None);
         };
         if self.apply {
             for op in ops {
-                self.apply(op, path, pos)?;
+                self.apply(op, path, binding.position)?;
             }
             self.report.replayed_frames += 1;
         }
-        Ok(Some(head.total_len()))
+        Ok(Some(total))
     }
 
     /// Where valid frames end: zeros to the end of the file, or a torn
@@ -365,10 +350,49 @@ impl<'a> Replayer<'a> {
     }
 }
 
+/// Read and check the frame at `binding.position` of a journal file `len`
+/// bytes long: it must verify at that position, carry frame number
+/// `number`, lie within the file and verify whole (body checksum and
+/// operations). Returns its length and its operations (borrowed from
+/// `payload`, which it fills), or `None` where valid frames end. The
+/// payload's length is checked against the file before it is allocated.
+/// Recovery and `inspect` read frames with this one function.
+pub(crate) fn read_frame<'p>(
+    file: &dyn StorageFile,
+    path: &std::path::Path,
+    binding: FrameBinding,
+    len: u64,
+    number: u64,
+    payload: &'p mut Vec<u8>,
+) -> Result<Option<(u64, Vec<Op<'p>>)>> {
+    let pos = binding.position;
+    if pos.saturating_add(FH_LEN as u64) > len {
+        return Ok(None);
+    }
+    let mut fixed = [0u8; FH_LEN];
+    read_exact_at(file, &mut fixed, pos).map_err(|e| io_at(path, "read", e))?;
+    let Some(head) = jf::decode_head(&fixed, binding) else {
+        return Ok(None);
+    };
+    // Checked against the file before anything is allocated for it.
+    if head.number != number || pos.saturating_add(head.total_len()) > len {
+        return Ok(None);
+    }
+    payload.clear();
+    payload.resize(head.payload_len as usize, 0);
+    read_exact_at(file, payload, pos + FH_LEN as u64).map_err(|e| io_at(path, "read", e))?;
+    match jf::decode_ops(payload, &head) {
+        Ok(ops) => Ok(Some((head.total_len(), ops))),
+        Err(_) => Ok(None),
+    }
+}
+
 /// What follows the last valid frame.
-struct RestScan {
-    all_zero: bool,
-    valid_frame_at: Option<u64>,
+pub(crate) struct RestScan {
+    /// Nothing but zeros to the end of the file.
+    pub all_zero: bool,
+    /// The first later position where a frame verifies, if any.
+    pub valid_frame_at: Option<u64>,
 }
 
 /// Bytes read at a time when scanning past the last valid frame.
@@ -377,7 +401,7 @@ const SCAN_CHUNK_BYTES: usize = 1 << 20;
 /// Look at every byte after `pos`: all zeros, or is there a frame head
 /// that verifies at its own position? Linear: each position costs one
 /// checksum of a frame's fixed bytes, and zeros are skipped.
-fn scan_rest(
+pub(crate) fn scan_rest(
     file: &dyn StorageFile,
     path: &std::path::Path,
     pos: u64,

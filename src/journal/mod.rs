@@ -8,7 +8,7 @@
 //! keep the journal short. FORMAT.md §11 and §12 are normative.
 
 pub(crate) mod checkpoint;
-mod frames;
+pub(crate) mod frames;
 pub(crate) mod replay;
 
 use std::collections::BTreeSet;
