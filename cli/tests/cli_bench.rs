@@ -104,7 +104,8 @@ fn a_durable_run_into_a_directory_reports_what_it_wrote() -> TestResult {
 }
 
 #[test]
-fn a_non_durable_run_needs_no_fsync_and_removes_its_directory() -> TestResult {
+fn a_non_durable_run_syncs_only_its_journal_file_creation_and_removes_its_directory() -> TestResult
+{
     let tmp = tempfile::tempdir()?;
     let out = bench(
         &["--seconds", "0.3", "--threads", "1", "--keys", "8"],
@@ -113,7 +114,12 @@ fn a_non_durable_run_needs_no_fsync_and_removes_its_directory() -> TestResult {
     let stdout = String::from_utf8(out.stdout)?;
     assert!(out.status.success(), "{}", String::from_utf8(out.stderr)?);
     assert!(number(&stdout, "records")? > 0, "{stdout}");
-    assert_eq!(number(&stdout, "fsyncs")?, 0, "{stdout}");
+    // The journal file's header and name are made durable once, when the
+    // first append creates it; no append syncs anything.
+    assert!(
+        stdout.contains("fsyncs       2 (1 data, 1 directory)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("(removed)"), "{stdout}");
     assert_eq!(
         std::fs::read_dir(tmp.path())?.count(),
