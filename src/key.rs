@@ -47,6 +47,16 @@ pub(crate) fn segment_file_name(sanitized: &str, key_hash: u64, sequence: u64) -
     format!("{sanitized}-{key_hash}-{sequence:04}{SEGMENT_EXT}")
 }
 
+/// The sanitized key a segment file name starts with (what new segments of
+/// the key are named after); empty if the name has none.
+pub(crate) fn name_prefix(file_name: &str) -> String {
+    file_name
+        .strip_suffix(SEGMENT_EXT)
+        .and_then(|s| s.rsplitn(3, '-').nth(2))
+        .unwrap_or("")
+        .to_owned()
+}
+
 /// Parse a segment file name into `(key_hash, sequence)`; `None` for any file
 /// that is not a segment.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<(u64, u64)> {

@@ -16,7 +16,7 @@ use crate::error::{Result, WalError, io_at};
 use crate::format::segment_header::{self, HeaderDefect, MAX_HEADER_LEN, SegmentHeader};
 use crate::format::{FORMAT_VERSION_LEGACY, REC2_FIXED_LEN};
 use crate::journal::checkpoint;
-use crate::journal::replay::{self, JournalFiles};
+use crate::journal::replay;
 use crate::journal::{JournalStart, KnownFiles};
 use crate::key::parse_segment_file_name;
 use crate::keylog::{KeyLog, Writer};
@@ -82,17 +82,8 @@ pub(crate) fn open_engine(
     let engine = Arc::new(Engine::new(config, read_only));
     let mut report = RecoveryReport::default();
     let dir = &engine.config.dir;
-    let names = engine
-        .config
-        .storage
-        .list_dir(dir)
-        .map_err(|e| io_at(dir, "list", e))?;
-    let files = JournalFiles::from_listing(&names);
-    let (manifest, highest) = if files.manifests.is_empty() {
-        (None, 0)
-    } else {
-        replay::newest_manifest(&engine, &files)?
-    };
+    let (names, files) = replay::list(&engine)?;
+    let (manifest, highest) = replay::newest_manifest(&engine, &files)?;
     let loaded = match &manifest {
         Some(m) => replay::load(&engine, m, &names, &files, highest, &mut report)?,
         None => None,
@@ -231,11 +222,7 @@ fn load_key(
         .next_back()
         .filter(|s| s.is_checksummed())
         .cloned();
-    let prefix = last_name
-        .strip_suffix(crate::key::SEGMENT_EXT)
-        .and_then(|s| s.rsplitn(3, '-').nth(2))
-        .unwrap_or("")
-        .to_owned();
+    let prefix = crate::key::name_prefix(last_name);
     let writer = Writer::recovered(next_sequence, active);
     Ok(Some(KeyLog::new(key, hash, prefix, table, writer)))
 }

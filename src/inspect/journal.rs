@@ -17,7 +17,7 @@ use crate::format::journal::{self as jf, FrameBinding, JH_LEN, JournalHeader};
 use crate::format::manifest::Manifest;
 use crate::journal::frames::{read_frame, scan_rest};
 use crate::journal::manifest_file_name;
-use crate::journal::replay::{JournalFiles, newest_manifest};
+use crate::journal::replay::newest_manifest;
 use crate::storage::{OpenMode, StorageFile, read_exact_at};
 
 /// Times the directory is read again when a file listed in it disappears
@@ -179,17 +179,8 @@ fn vanished(e: &WalError) -> bool {
 
 fn snapshot(engine: &Engine) -> Result<JournalState> {
     let dir = &engine.config.dir;
-    let names = engine
-        .config
-        .storage
-        .list_dir(dir)
-        .map_err(|e| io_at(dir, "list", e))?;
-    let listed = JournalFiles::from_listing(&names);
-    let (manifest, _) = if listed.manifests.is_empty() {
-        (None, 0)
-    } else {
-        newest_manifest(engine, &listed)?
-    };
+    let (_, listed) = crate::journal::replay::list(engine)?;
+    let (manifest, _) = newest_manifest(engine, &listed)?;
     let used = manifest.as_ref().map_or(0, |m| m.generation);
     let unverified_manifests = listed
         .manifests

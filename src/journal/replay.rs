@@ -75,6 +75,18 @@ pub(super) struct KeyState {
 
 pub(super) type State = BTreeMap<u64, KeyState>;
 
+/// The directory's names, and its journal files and manifests among them.
+pub(crate) fn list(engine: &Engine) -> Result<(Vec<String>, JournalFiles)> {
+    let dir = &engine.config.dir;
+    let names = engine
+        .config
+        .storage
+        .list_dir(dir)
+        .map_err(|e| io_at(dir, "list", e))?;
+    let files = JournalFiles::from_listing(&names);
+    Ok((names, files))
+}
+
 /// The newest manifest that decodes, its generation, and the highest
 /// generation named in the directory (torn ones included). `None` if no
 /// manifest decodes; torn manifests newer than the one used are removed
@@ -83,7 +95,9 @@ pub(crate) fn newest_manifest(
     engine: &Engine,
     files: &JournalFiles,
 ) -> Result<(Option<Manifest>, u64)> {
-    let highest = files.manifests.keys().next_back().copied().unwrap_or(0);
+    let Some(&highest) = files.manifests.keys().next_back() else {
+        return Ok((None, 0));
+    };
     for (&generation, name) in files.manifests.iter().rev() {
         let path = engine.config.dir.join(name);
         let bytes = read_whole(engine, &path)?;
@@ -406,12 +420,7 @@ fn build(engine: &Engine, st: State) -> Result<KeyTable> {
         let mut table: BTreeMap<u64, Arc<Segment>> = BTreeMap::new();
         let mut prefix = String::new();
         for (seq, s) in k.segments {
-            prefix = s
-                .file_name
-                .strip_suffix(crate::key::SEGMENT_EXT)
-                .and_then(|n| n.rsplitn(3, '-').nth(2))
-                .unwrap_or("")
-                .to_owned();
+            prefix = crate::key::name_prefix(&s.file_name);
             let seg = Segment::new(SegmentInit {
                 key_hash: hash,
                 sequence: seq,
