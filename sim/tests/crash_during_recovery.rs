@@ -7,7 +7,7 @@
 //! invented or half-applied.
 //!
 //! `NANO_WAL_RECOVERY_CRASH_POINTS` sets the first crashes sampled per
-//! workload (4 by default; 50 for a long run).
+//! workload (2 by default, CI-sized; 50 for a long run).
 
 use nano_wal_sim::catalog::workloads;
 use nano_wal_sim::disk::{Damage, SimDisk};
@@ -26,7 +26,7 @@ const FIRST_DAMAGE: [Damage; 3] = [Damage::ProcessCrash, Damage::Cut, Damage::Se
 
 #[test]
 fn crash_at_every_operation_of_recovery() {
-    let points = env_usize("NANO_WAL_RECOVERY_CRASH_POINTS", 4);
+    let points = env_usize("NANO_WAL_RECOVERY_CRASH_POINTS", 2);
     let (mut states, mut recovery_ops) = (0u64, 0u64);
     let mut failures = Vec::new();
     for (w, (name, spec)) in workloads().into_iter().enumerate() {
