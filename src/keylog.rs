@@ -252,8 +252,9 @@ impl KeyLog {
 
     /// Place `pending`'s records at the end of the key's log, rotating as
     /// needed, and add them (with any segment creations) to `frame`. Nothing
-    /// is written to the segments and nothing is visible yet: after the
-    /// frame is in the journal, [`KeyLog::write_staged`] does both.
+    /// is written to the segments and nothing is visible yet:
+    /// [`KeyLog::write_staged`] writes them, and once the frame is in the
+    /// journal [`KeyLog::publish_staged`] shows them.
     pub fn stage(
         &self,
         w: &mut Writer,
@@ -311,10 +312,10 @@ impl KeyLog {
         Ok(staged)
     }
 
-    /// After `frame` reached the journal: write the staged records to their
-    /// segments (one call per segment) and make them visible. A failure
-    /// poisons the key: the journal holds records this handle could not
-    /// place, so the key's positions are no longer certain.
+    /// Write the staged records to their segments (one call per segment),
+    /// before their frame goes to the journal: a segment that cannot take
+    /// them (a full disk) then costs no frame, and the key is cut back and
+    /// goes on. Nothing is visible yet.
     pub fn write_staged(
         &self,
         w: &mut Writer,
@@ -322,23 +323,43 @@ impl KeyLog {
         staged: &Staged,
         frame: &[u8],
     ) -> Result<()> {
+        for (i, run) in staged.runs.iter().enumerate() {
+            let bytes = &frame[run.frame_at..run.frame_at + run.len];
+            if let Err(e) = self.write_at(w, engine, &run.seg, bytes, run.start) {
+                self.unwrite_staged(w, engine, &staged.runs[..i]);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The frame of staged records that [`KeyLog::write_staged`] wrote did
+    /// not reach the journal: cut their segments back.
+    pub fn unwrite(&self, w: &mut Writer, engine: &Engine, staged: &Staged) {
+        self.unwrite_staged(w, engine, &staged.runs);
+    }
+
+    fn unwrite_staged(&self, w: &mut Writer, engine: &Engine, runs: &[Run]) {
+        for run in runs.iter().rev() {
+            self.cut_back(w, engine, &run.seg, run.start);
+        }
+    }
+
+    /// Their frame is in the journal: readers may now see the staged
+    /// records (they are complete in their files).
+    pub fn publish_staged(&self, w: &mut Writer, staged: &Staged) {
         w.unjournaled = None;
         for run in &staged.runs {
-            let bytes = &frame[run.frame_at..run.frame_at + run.len];
-            self.write_at(w, engine, &run.seg, bytes, run.start)?;
-        }
-        for run in &staged.runs {
-            // Readers may now see the records: they are complete in the file.
             run.seg.publish(run.start + run.len as u64);
         }
         let bytes: usize = staged.runs.iter().map(|r| r.len).sum();
         w.appended.add(staged.refs.len() as u64, bytes as u64);
-        Ok(())
     }
 
     /// Append one record: the fast path of `append_entry`, which builds its
-    /// frame in a reused buffer, writes it to the journal with one call and
-    /// the record to its segment with another.
+    /// frame in a reused buffer, writes the record to its segment with one
+    /// call and the frame to the journal with another (segment first, so a
+    /// full disk costs no frame; see [`KeyLog::write_staged`]).
     pub fn append_one(
         &self,
         engine: &Engine,
@@ -357,17 +378,21 @@ impl KeyLog {
         let at = frame.push_records(self.key_hash, seg.sequence, pos, len);
         record.encode(frame.vec_mut(), now_ms);
         record::seal(&mut frame.bytes_mut()[at..at + len], seg.binding(pos));
-        let done = engine.journal.append(engine, &mut frame).and_then(|lsn| {
-            w.unjournaled = None;
-            self.write_at(&mut w, engine, &seg, &frame.bytes()[at..at + len], pos)?;
-            Ok(lsn)
-        });
+        let done = self
+            .write_at(&mut w, engine, &seg, &frame.bytes()[at..at + len], pos)
+            .and_then(|()| {
+                engine.journal.append(engine, &mut frame).inspect_err(|_| {
+                    self.cut_back(&mut w, engine, &seg, pos);
+                })
+            });
         let mut buf = frame.into_vec();
         if buf.capacity() <= SCRATCH_KEEP_BYTES {
             SCRATCH.with_borrow_mut(|s| std::mem::swap(s, &mut buf));
         }
         let lsn = done?;
-        // Readers may now see the record: it is complete in the file.
+        w.unjournaled = None;
+        // Readers may now see the record: it is complete in the file, and
+        // in the journal.
         seg.publish(pos + len as u64);
         seg.read_hint.note(len as u64);
         w.appended.add(1, len as u64);
@@ -381,9 +406,10 @@ impl KeyLog {
         })
     }
 
-    /// One positional write of whole records that the journal already
-    /// holds. On failure the key is poisoned (its positions are no longer
-    /// certain) and the file is cut back to its visible end.
+    /// One positional write of whole records, not yet visible nor in the
+    /// journal. On failure the file is cut back to `pos`; the key goes on
+    /// after a full disk if the cut worked, and is poisoned otherwise (its
+    /// end is no longer certain).
     fn write_at(
         &self,
         w: &mut Writer,
@@ -405,18 +431,29 @@ impl KeyLog {
                 w.active_file = Some((seg.id(), Arc::downgrade(f)));
             }),
         };
-        let written = file.and_then(|file| {
-            write_all_at(&*file, bytes, pos).map_err(|e| {
-                // Cut whatever part reached the file, so it ends at a
-                // record boundary again; best effort (the key is poisoned).
-                drop(file.set_len(pos));
-                io_at(&seg.path, "write", e)
-            })
-        });
-        if let Err(err) = &written {
-            w.poisoned = Some(PoisonCause::describing(err));
+        let file = file.inspect_err(|err| w.poisoned = Some(PoisonCause::describing(err)))?;
+        write_all_at(&*file, bytes, pos).map_err(|e| {
+            let err = io_at(&seg.path, "write", e);
+            // Cut whatever part reached the file, so it ends at a record
+            // boundary again.
+            let cut = file.set_len(pos);
+            if cut.is_err() || !matches!(err, WalError::StorageFull(_)) {
+                w.poisoned = Some(PoisonCause::describing(&err));
+            }
+            err
+        })
+    }
+
+    /// Cut records written by [`KeyLog::write_at`] whose frame did not reach
+    /// the journal; if even that fails the key is poisoned, as its file's
+    /// end is no longer certain.
+    fn cut_back(&self, w: &mut Writer, engine: &Engine, seg: &Arc<Segment>, pos: u64) {
+        let cut = engine
+            .file(seg)
+            .and_then(|f| f.set_len(pos).map_err(|e| io_at(&seg.path, "truncate", e)));
+        if let Err(err) = cut {
+            w.poisoned = Some(PoisonCause::describing(&err));
         }
-        written
     }
 
     /// The segment to append a record of `record_len` bytes to, rotating by

@@ -59,6 +59,12 @@ pub struct Metrics {
     pub checkpoints: u64,
     /// Microseconds spent in those checkpoints, in total.
     pub checkpoint_micros: u64,
+    /// Checkpoints that an append started and that failed. A full disk
+    /// leaves the journal as it was (the checkpoint is tried again once the
+    /// journal has grown by `journal_checkpoint_bytes` more); any other
+    /// failure poisons every writer, and the next call reports it. The
+    /// append that started the checkpoint succeeded either way.
+    pub checkpoint_failures: u64,
     /// Segment files open right now (at most `max_open_files`).
     pub open_files: usize,
     /// Keys this handle knows, with or without records.
@@ -93,6 +99,7 @@ pub(crate) struct Counters {
     journal_syncs: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_micros: AtomicU64,
+    checkpoint_failures: AtomicU64,
 }
 
 /// Which shared counter to bump.
@@ -108,6 +115,7 @@ pub(crate) enum Count {
     JournalSyncs,
     Checkpoints,
     CheckpointMicros,
+    CheckpointFailures,
 }
 
 impl Counters {
@@ -128,6 +136,7 @@ impl Counters {
             Count::JournalSyncs => &self.journal_syncs,
             Count::Checkpoints => &self.checkpoints,
             Count::CheckpointMicros => &self.checkpoint_micros,
+            Count::CheckpointFailures => &self.checkpoint_failures,
         }
     }
 
@@ -149,6 +158,7 @@ impl Counters {
             journal_bytes_since_checkpoint: 0,
             checkpoints: get(Count::Checkpoints),
             checkpoint_micros: get(Count::CheckpointMicros),
+            checkpoint_failures: get(Count::CheckpointFailures),
             open_files: 0,
             keys: 0,
         }

@@ -63,6 +63,7 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
     }
     let lsn = engine.journal.append(engine, &mut frame)?;
     engine.journal.make_durable(engine, lsn)?;
+    let mut failed = None;
     for seg in doomed {
         log.remove_segment(seg.sequence);
         engine.cache.forget(seg.id());
@@ -71,9 +72,14 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
             Ok(()) => {}
             // Already gone: the state we want holds.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_at(&seg.path, "remove", e)),
+            Err(e) => {
+                // Removed from the key all the same (its removal is in the
+                // journal); the next checkpoint removes the file.
+                engine.journal.note_leftover(seg.path.clone());
+                failed.get_or_insert(io_at(&seg.path, "remove", e));
+            }
         }
         engine.dir_changed();
     }
-    Ok(!doomed.is_empty())
+    failed.map_or(Ok(true), Err)
 }

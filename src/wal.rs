@@ -193,7 +193,7 @@ impl Wal {
         }
         drop(joining);
         drop(gate);
-        checkpoint::maybe_run(&self.engine)?;
+        checkpoint::after_append(&self.engine);
         Ok(appended.entry_ref)
     }
 
@@ -257,12 +257,12 @@ impl Wal {
             self.engine.count(Count::DurableRecords, out.len() as u64);
         }
         drop(gate);
-        checkpoint::maybe_run(&self.engine)?;
+        checkpoint::after_append(&self.engine);
         Ok(out)
     }
 
-    /// Write a batch's records, grouped by key, as one journal frame and
-    /// then to their segments; returns the references in input order and
+    /// Write a batch's records, grouped by key, to their segments and then
+    /// as one journal frame; returns the references in input order and
     /// the journal position to make durable.
     fn write_batch(
         &self,
@@ -282,15 +282,33 @@ impl Wal {
         for ((log, pending, _), w) in groups.iter_mut().zip(&mut writers) {
             staged.push(log.stage(w, engine, pending, now, &mut frame)?);
         }
-        let lsn = engine.journal.append(engine, &mut frame)?;
-        // Every key is written even if one fails (the journal holds them
-        // all); the first failure is what the caller sees.
-        let mut written = Ok(());
+        // Segments first, then the frame: a failure before the frame is in
+        // the journal cuts every key back, so no key keeps any of the batch.
+        let mut written = 0;
+        let mut result = Ok(0);
         for ((log, w), st) in logs.iter().zip(&mut writers).zip(&staged) {
-            written = written.and(log.write_staged(w, engine, st, frame.bytes()));
+            result = log.write_staged(w, engine, st, frame.bytes()).map(|()| 0);
+            if result.is_err() {
+                break;
+            }
+            written += 1;
+        }
+        if result.is_ok() {
+            result = engine.journal.append(engine, &mut frame);
+        }
+        let lsn = match result {
+            Ok(lsn) => lsn,
+            Err(e) => {
+                for ((log, w), st) in logs.iter().zip(&mut writers).zip(&staged).take(written) {
+                    log.unwrite(w, engine, st);
+                }
+                return Err(e);
+            }
+        };
+        for ((log, w), st) in logs.iter().zip(&mut writers).zip(&staged) {
+            log.publish_staged(w, st);
         }
         drop(writers);
-        written?;
         let mut out = vec![
             EntryRef {
                 key_hash: 0,

@@ -23,6 +23,13 @@ use crate::rng::Rng;
 /// Sector size for sector-granular damage.
 pub const SECTOR_BYTES: usize = 512;
 
+/// How far ahead of its frames the engine extends a journal file on this
+/// disk (see `Storage::journal_grow_bytes`).
+pub const JOURNAL_GROW_BYTES: u64 = 8 * SECTOR_BYTES as u64;
+
+/// A file's bytes, copied only when written while shared.
+type Bytes = Arc<Vec<u8>>;
+
 /// A mutating operation, as logged.
 #[derive(Debug, Clone)]
 enum Op {
@@ -159,8 +166,10 @@ impl FaultKind {
 
 #[derive(Debug, Default)]
 struct State {
-    /// File contents as readers see them, by file id.
-    files: Vec<Vec<u8>>,
+    /// File contents as readers see them, by file id (shared with crash
+    /// images until written: images of large, mostly unchanged files are
+    /// cheap).
+    files: Vec<Bytes>,
     names: BTreeMap<String, usize>,
     dirs: BTreeSet<String>,
     log: Vec<Op>,
@@ -305,7 +314,7 @@ impl SimDisk {
         let st = self.lock();
         st.names
             .get(&key(path))
-            .and_then(|&id| st.files.get(id).cloned())
+            .and_then(|&id| st.files.get(id).map(|b| b.to_vec()))
     }
 
     /// The disk a power loss after the first `upto` logged operations would
@@ -338,6 +347,7 @@ impl SimDisk {
                     volatile: bytes.clone(),
                     durable: bytes.clone(),
                     lost: Vec::new(),
+                    dirty: (0, 0),
                 }
             });
             out.files.push(bytes);
@@ -375,20 +385,42 @@ impl SimDisk {
 
 #[derive(Debug, Default, Clone)]
 struct FileReplay {
-    volatile: Vec<u8>,
-    durable: Vec<u8>,
+    volatile: Bytes,
+    durable: Bytes,
     /// Byte ranges whose write-back failed: they never reach the disk.
     lost: Vec<(usize, usize)>,
+    /// Outside `[dirty.0, dirty.1)` (empty when `.0 >= .1`) the two
+    /// images have the same bytes and the same length: kept so that a sync
+    /// compares and copies only what changed since the last one.
+    dirty: (usize, usize),
 }
 
 impl FileReplay {
     /// Length of the prefix that the durable and volatile images share.
     fn common_prefix(&self) -> usize {
-        self.volatile
+        let both = self.volatile.len().min(self.durable.len());
+        let (lo, hi) = self.dirty;
+        if lo >= hi || lo >= both {
+            return both;
+        }
+        let hi = hi.min(both);
+        let same = self.volatile[lo..hi]
             .iter()
-            .zip(&self.durable)
+            .zip(&self.durable[lo..hi])
             .take_while(|(a, b)| a == b)
-            .count()
+            .count();
+        // Past the range the images agree up to the shorter length.
+        if lo + same < hi { lo + same } else { both }
+    }
+
+    /// Bytes in `[from, to)` may differ from the durable image now.
+    fn touched(&mut self, from: usize, to: usize) {
+        let (lo, hi) = self.dirty;
+        self.dirty = if lo >= hi {
+            (from, to)
+        } else {
+            (lo.min(from), hi.max(to))
+        };
     }
 
     /// Bytes in `[from, to)` are no longer "lost": they were cut off or
@@ -409,19 +441,26 @@ impl FileReplay {
     fn sync(&mut self, ok: bool) {
         let p = self.common_prefix();
         if ok {
-            let mut d = self.volatile.clone();
-            for &(from, to) in &self.lost {
-                for b in d.iter_mut().take(to).skip(from) {
+            // Only the changed range is copied.
+            let len = self.volatile.len();
+            let durable = Arc::make_mut(&mut self.durable);
+            durable.resize(len, 0);
+            let (lo, hi) = (p.min(len), self.dirty.1.clamp(p.min(len), len));
+            durable[lo..hi].copy_from_slice(&self.volatile[lo..hi]);
+            self.dirty = (0, 0);
+            for &(from, to) in &self.lost.clone() {
+                let durable = Arc::make_mut(&mut self.durable);
+                for b in durable.iter_mut().take(to).skip(from) {
                     *b = 0;
                 }
+                self.touched(from, to);
             }
-            self.durable = d;
         } else if p < self.volatile.len() {
             self.lost.push((p, self.volatile.len()));
         }
     }
 
-    fn after_power_loss(&self, damage: Damage, rng: &mut Rng) -> Vec<u8> {
+    fn after_power_loss(&self, damage: Damage, rng: &mut Rng) -> Bytes {
         let p = self.common_prefix();
         // A fully synced file has no pending data or size change to damage.
         if damage == Damage::Nothing || p == self.volatile.len() {
@@ -451,7 +490,7 @@ impl FileReplay {
             }
             _ => {}
         }
-        out
+        Arc::new(out)
     }
 }
 
@@ -484,7 +523,9 @@ impl Replay {
                     let at = usize::try_from(*offset).unwrap_or(usize::MAX);
                     // Rewritten bytes are dirty again and will be written back.
                     r.files[*id].forget_lost(at, at + bytes.len());
-                    let v = &mut r.files[*id].volatile;
+                    let old = r.files[*id].volatile.len();
+                    r.files[*id].touched(at.min(old), at + bytes.len());
+                    let v = Arc::make_mut(&mut r.files[*id].volatile);
                     if v.len() < at + bytes.len() {
                         v.resize(at + bytes.len(), 0);
                     }
@@ -493,7 +534,9 @@ impl Replay {
                 Op::SetLen { id, len } => {
                     let len = usize::try_from(*len).unwrap_or(0);
                     r.files[*id].forget_lost(len, usize::MAX);
-                    r.files[*id].volatile.resize(len, 0);
+                    let old = r.files[*id].volatile.len();
+                    r.files[*id].touched(old.min(len), old.max(len));
+                    Arc::make_mut(&mut r.files[*id].volatile).resize(len, 0);
                 }
                 Op::Sync { id, ok } => r.files[*id].sync(*ok),
                 Op::SyncDir => r.durable_names = r.names.clone(),
@@ -553,7 +596,7 @@ impl StorageFile for SimFile {
             buf.len()
         };
         let at = usize::try_from(offset).unwrap_or(usize::MAX);
-        let data = &mut st.files[self.id];
+        let data = Arc::make_mut(&mut st.files[self.id]);
         if data.len() < at + n {
             data.resize(at + n, 0);
         }
@@ -588,7 +631,7 @@ impl StorageFile for SimFile {
         }
         let mut st = self.disk.lock();
         st.io(Call::SetLen)?;
-        st.files[self.id].resize(usize::try_from(len).unwrap_or(0), 0);
+        Arc::make_mut(&mut st.files[self.id]).resize(usize::try_from(len).unwrap_or(0), 0);
         st.log.push(Op::SetLen { id: self.id, len });
         Ok(())
     }
@@ -638,7 +681,7 @@ impl Storage for SimDisk {
             (OpenMode::CreateNew, Some(_)) => return Err(io::ErrorKind::AlreadyExists.into()),
             (OpenMode::CreateNew, None) => {
                 let id = st.files.len();
-                st.files.push(Vec::new());
+                st.files.push(Bytes::default());
                 st.names.insert(name.clone(), id);
                 st.log.push(Op::Create { name, id });
                 id
@@ -689,6 +732,12 @@ impl Storage for SimDisk {
 
     fn boot_id(&self) -> io::Result<String> {
         Ok(format!("sim-boot-{}", self.lock().boot))
+    }
+
+    /// A few sectors rather than a mebibyte: every crash image copies the
+    /// files, and the zeros past the last frame are tested all the same.
+    fn journal_grow_bytes(&self) -> u64 {
+        JOURNAL_GROW_BYTES
     }
 
     fn segment_salt(&self) -> u64 {

@@ -1,5 +1,5 @@
 //! Seeded random crash exploration: random workloads, random crash points,
-//! random damage. 20,000 crash states by default (CI-sized); set
+//! random damage. 100,000 crash states by default (CI-sized, about 20 s); set
 //! `NANO_WAL_SIM_STATES=10000000` for the long mode and `NANO_WAL_SIM_SEED`
 //! for another base seed. A failure prints the command that replays it.
 
@@ -8,7 +8,7 @@ use nano_wal_sim::disk::{Damage, SimDisk};
 use nano_wal_sim::rng::Rng;
 use nano_wal_sim::workload::{History, Spec, Step, check_with, run};
 
-const DEFAULT_STATES: u64 = 20_000;
+const DEFAULT_STATES: u64 = 100_000;
 const STATES_PER_WORKLOAD: u64 = 250;
 
 fn env_u64(name: &str, default: u64) -> u64 {

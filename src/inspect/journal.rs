@@ -15,8 +15,8 @@ use crate::engine::Engine;
 use crate::error::{Result, WalError, io_at};
 use crate::format::journal::{self as jf, FrameBinding, JH_LEN, JournalHeader};
 use crate::format::manifest::Manifest;
-use crate::journal::frames::{read_frame, scan_rest};
 use crate::journal::manifest_file_name;
+use crate::journal::read::{FrameReader, scan_rest};
 use crate::journal::replay::newest_manifest;
 use crate::storage::{OpenMode, StorageFile, read_exact_at};
 
@@ -298,13 +298,13 @@ fn count_frames(
     header: JournalHeader,
 ) -> Result<()> {
     let path = state.path.clone();
-    let mut payload = Vec::new();
     for attempt in 1..=FRAME_ATTEMPTS {
         if attempt > 1 {
             std::thread::sleep(std::time::Duration::from_millis(1));
             state.bytes = file.file_len().map_err(|e| io_at(&path, "stat", e))?;
         }
         let before = state.frame_bytes;
+        let mut reader = FrameReader::new(file, &path, state.bytes);
         loop {
             let binding = FrameBinding {
                 salt: header.salt,
@@ -312,8 +312,9 @@ fn count_frames(
                 position: state.frame_bytes,
             };
             let number = header.first_frame.saturating_add(state.frames);
-            let found = read_frame(file, &path, binding, state.bytes, number, &mut payload)?;
-            let Some((total, _ops)) = found else { break };
+            let Some((total, _ops)) = reader.read(binding, number)? else {
+                break;
+            };
             state.frame_bytes += total;
             state.frames += 1;
         }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::engine::Engine;
-use crate::error::{PoisonCause, Result, io_at};
+use crate::error::{PoisonCause, Result, WalError, io_at};
 use crate::format::manifest::{self, Manifest, ManifestKey, ManifestSegment};
 use crate::journal::{journal_file_name, manifest_file_name};
 use crate::metrics::Count;
@@ -34,10 +34,21 @@ pub(crate) enum Kind {
     Clean,
 }
 
-/// Run a checkpoint if one is due and none is running. Errors poison the
-/// journal (nothing is acknowledged after a segment could not be made
-/// durable) and are returned to the appender that ran it.
-pub(crate) fn maybe_run(engine: &Engine) -> Result<()> {
+/// After an append: run a checkpoint if one is due and none is running.
+/// The append's record is in the journal whatever happens here, so its
+/// caller is not told of a failure (a retry would store it twice): a full
+/// disk leaves everything as it was, to be tried again after another
+/// `journal_checkpoint_bytes`; any other failure has poisoned every writer,
+/// and the next call reports it. Both are counted in
+/// `Metrics::checkpoint_failures`.
+pub(crate) fn after_append(engine: &Engine) {
+    if maybe_run(engine).is_err() {
+        engine.count(Count::CheckpointFailures, 1);
+    }
+}
+
+/// Run a checkpoint if one is due and none is running.
+fn maybe_run(engine: &Engine) -> Result<()> {
     if !engine.journal.checkpoint_due() || engine.check_writable().is_err() {
         return Ok(());
     }
@@ -59,6 +70,7 @@ pub(crate) fn run(engine: &Engine, kind: Kind) -> Result<()> {
 fn run_locked(engine: &Engine, kind: Kind, _guard: std::sync::MutexGuard<'_, ()>) -> Result<()> {
     let started = Instant::now();
     let start = engine.journal.rotate(engine, kind == Kind::Clean)?;
+    let leftovers_remain = remove_leftovers(engine);
     let (keys, segments) = snapshot(engine);
     let durable = make_segments_durable(engine, &segments);
     if let Err(e) = durable {
@@ -68,13 +80,19 @@ fn run_locked(engine: &Engine, kind: Kind, _guard: std::sync::MutexGuard<'_, ()>
     let generation = engine.journal.next_manifest_generation();
     let m = Manifest {
         generation,
-        clean: kind == Kind::Clean,
+        // A clean manifest lists every segment file on disk; with a
+        // leftover the next open takes the crash path, which removes it.
+        clean: kind == Kind::Clean && !leftovers_remain,
         journal_start: start.next_file,
         next_frame: start.next_frame,
         keys,
     };
     if let Err(e) = write_manifest(engine, &m) {
-        engine.journal.poison(PoisonCause::describing(&e));
+        // A full disk costs only this manifest, if none of it is left
+        // behind: the journal files it would replace are all still there.
+        if !matches!(e, WalError::StorageFull(_)) || !remove_manifest(engine, generation) {
+            engine.journal.poison(PoisonCause::describing(&e));
+        }
         return Err(e);
     }
     engine.journal.note_manifest(generation);
@@ -83,6 +101,28 @@ fn run_locked(engine: &Engine, kind: Kind, _guard: std::sync::MutexGuard<'_, ()>
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     engine.count(Count::CheckpointMicros, micros);
     Ok(())
+}
+
+/// Try again to remove segment files whose removal retention put in the
+/// journal but could not carry out; true if any is still there. Before the
+/// directory sync of [`make_segments_durable`], which makes the removals
+/// durable.
+fn remove_leftovers(engine: &Engine) -> bool {
+    let mut remain = false;
+    for path in engine.journal.take_leftovers() {
+        match engine.config.storage.remove_file(&path) {
+            Ok(()) => {
+                engine.dir_changed();
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => {
+                // Reported when it first failed; tried again next time.
+                engine.journal.note_leftover(path);
+                remain = true;
+            }
+        }
+    }
+    remain
 }
 
 /// Every key's segments as they stand, and each segment with the end it
@@ -158,6 +198,16 @@ fn write_manifest(engine: &Engine, m: &Manifest) -> Result<()> {
         .map_err(|e| io_at(dir, "fsync directory", e))?;
     engine.count(Count::DirectorySyncs, 1);
     Ok(())
+}
+
+/// Remove manifest `generation` that could not be written in full; false
+/// if it may still be there.
+fn remove_manifest(engine: &Engine, generation: u64) -> bool {
+    let path = engine.config.dir.join(manifest_file_name(generation));
+    match engine.config.storage.remove_file(&path) {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }
 
 /// Remove journal files before `journal_start` and manifests before

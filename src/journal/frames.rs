@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use crate::engine::Engine;
 use crate::error::{Result, io_at};
-use crate::format::journal::{self as jf, FH_LEN, FrameBinding, JH_LEN, Op};
+use crate::format::journal::{self as jf, FrameBinding, JH_LEN, Op};
 use crate::format::manifest::Manifest;
 use crate::format::segment_header;
+use crate::journal::read::{FrameReader, scan_rest};
 use crate::journal::replay::{KeyState, SegState, State, open_rw};
 use crate::key::parse_segment_file_name;
 use crate::options::RecoveryMode;
@@ -20,13 +21,27 @@ use crate::storage::{OpenMode, StorageFile, read_exact_at, write_all_at};
 
 /// Most segment handles replay keeps open at once.
 const MAX_REPLAY_HANDLES: usize = 64;
+/// Most bytes of records replay holds before writing them to their
+/// segments: runs of one segment's records are written with one call.
+const MAX_PENDING_BYTES: usize = 8 << 20;
+
+/// Records for one segment, contiguous from `start`, not yet written.
+struct PendingRun {
+    start: u64,
+    bytes: Vec<u8>,
+}
 
 pub(super) struct Replayer<'a> {
     engine: &'a Engine,
     pub st: &'a mut State,
     handles: HashMap<(u64, u64), Arc<dyn StorageFile>>,
+    /// Records applied but not yet written, by (key hash, sequence).
+    pending: BTreeMap<(u64, u64), PendingRun>,
+    pending_bytes: usize,
     report: &'a mut RecoveryReport,
-    /// False for the first pass, which only checks the frames.
+    /// False for the first pass, which checks the frames and then seals
+    /// the newest file (cuts its torn tail, or removes it if its header is
+    /// torn, and fdatasyncs it); true for the second, which applies them.
     pub apply: bool,
     /// The newest journal file had a torn header and was removed.
     pub dropped_last_file: bool,
@@ -40,6 +55,8 @@ impl<'a> Replayer<'a> {
             engine,
             st,
             handles: HashMap::new(),
+            pending: BTreeMap::new(),
+            pending_bytes: 0,
             report,
             apply: false,
             dropped_last_file: false,
@@ -61,9 +78,58 @@ impl<'a> Replayer<'a> {
                 ));
             }
             let last = i + 1 == journals.len();
+            if last && self.dropped_last_file {
+                break;
+            }
             next_frame = self.replay_file(&path, *seq, next_frame, last)?;
         }
+        self.flush_all()?;
         Ok(next_frame)
+    }
+
+    /// Write every pending run to its segment.
+    fn flush_all(&mut self) -> Result<()> {
+        while let Some((ids, _)) = self.pending.first_key_value() {
+            let ids = *ids;
+            self.flush(ids)?;
+        }
+        Ok(())
+    }
+
+    /// Write segment `ids`' pending run, if any, with one call.
+    fn flush(&mut self, ids: (u64, u64)) -> Result<()> {
+        let Some(run) = self.pending.remove(&ids) else {
+            return Ok(());
+        };
+        self.pending_bytes -= run.bytes.len();
+        let Some(seg) = self.st.get(&ids.0).and_then(|k| k.segments.get(&ids.1)) else {
+            return Ok(());
+        };
+        let path = self.engine.config.dir.join(&seg.file_name);
+        let file = self.handle(ids, &path)?;
+        write_all_at(&*file, &run.bytes, run.start).map_err(|e| io_at(&path, "write", e))
+    }
+
+    /// Queue `records` for segment `ids` at `position`, after any run they
+    /// continue.
+    fn queue(&mut self, ids: (u64, u64), position: u64, records: &[u8]) -> Result<()> {
+        let continues = self
+            .pending
+            .get(&ids)
+            .is_some_and(|r| r.start + r.bytes.len() as u64 == position);
+        if !continues {
+            self.flush(ids)?;
+        }
+        if self.pending_bytes + records.len() > MAX_PENDING_BYTES {
+            self.flush_all()?;
+        }
+        let run = self.pending.entry(ids).or_insert_with(|| PendingRun {
+            start: position,
+            bytes: Vec::new(),
+        });
+        run.bytes.extend_from_slice(records);
+        self.pending_bytes += records.len();
+        Ok(())
     }
 
     fn replay_file(
@@ -99,7 +165,7 @@ impl<'a> Replayer<'a> {
             // a crash cut short, holding nothing. Removed, so it never sits
             // before the next file (its number is made again).
             Err(_) if last => {
-                if self.apply {
+                if !self.apply {
                     drop(file);
                     self.engine
                         .config
@@ -113,55 +179,40 @@ impl<'a> Replayer<'a> {
             Err(why) => return Err(crate::recovery::corrupted(path, 0, why)),
         };
         let mut pos = JH_LEN as u64;
+        let mut reader = FrameReader::new(&*file, path, len);
         loop {
             let binding = FrameBinding {
                 salt: header.salt,
                 file_sequence: seq,
                 position: pos,
             };
-            match self.read_frame(&*file, path, binding, len, next_frame)? {
-                Some(total) => {
-                    pos += total;
-                    next_frame += 1;
+            let Some((total, ops)) = reader.read(binding, next_frame)? else {
+                break;
+            };
+            if self.apply {
+                for op in ops {
+                    self.apply(op, path, pos)?;
                 }
-                None => break,
+                self.report.replayed_frames += 1;
             }
+            pos += total;
+            next_frame += 1;
         }
         self.judge_end(&*file, path, (pos, len), header.salt, seq, last)?;
         self.frame_bytes += pos - JH_LEN as u64;
-        if self.apply && last {
-            // IMPORTANT: appends after this open go to the next file, and
-            // the journal stays until a checkpoint. A process crash may have
-            // left this file's frames (and the cut of its torn tail) in the
-            // page cache only; they must be durable before any frame of a
-            // later file is, or a power loss could leave a gap before it.
+        if !self.apply && last {
+            // IMPORTANT: a process crash may have left this file's frames
+            // (and the cut of its torn tail) in the page cache only. They
+            // are made durable before the second pass applies any frame:
+            // an applied removal whose frame a power loss then took would
+            // leave a segment missing that the manifest lists. And appends
+            // after this open go to the next file: this one must be durable
+            // before any frame of a later file is, or a power loss could
+            // leave a gap before it.
             self.engine.count(crate::metrics::Count::JournalSyncs, 1);
             file.sync_data().map_err(|e| io_at(path, "fdatasync", e))?;
         }
         Ok(next_frame)
-    }
-
-    /// Read, check and apply the frame at `binding.position`; its length,
-    /// or `None` where valid frames end.
-    fn read_frame(
-        &mut self,
-        file: &dyn StorageFile,
-        path: &std::path::Path,
-        binding: FrameBinding,
-        len: u64,
-        number: u64,
-    ) -> Result<Option<u64>> {
-        let mut payload = Vec::new();
-        let Some((total, ops)) = read_frame(file, path, binding, len, number, &mut payload)? else {
-            return Ok(None);
-        };
-        if self.apply {
-            for op in ops {
-                self.apply(op, path, binding.position)?;
-            }
-            self.report.replayed_frames += 1;
-        }
-        Ok(Some(total))
     }
 
     /// Where valid frames end: zeros to the end of the file, or a torn
@@ -194,10 +245,12 @@ impl<'a> Replayer<'a> {
                 "damaged journal frame (a torn write)",
             ));
         }
-        if !self.apply {
+        if self.apply {
+            // The first pass cut it already.
             return Ok(());
         }
-        // Cut it, so frames appended after this open never follow garbage.
+        // Cut it, so frames appended after this open never follow garbage
+        // (the first pass checked every frame before it).
         file.set_len(pos).map_err(|e| io_at(path, "truncate", e))?;
         self.report.torn_tails.push(TornTail {
             path: path.to_path_buf(),
@@ -236,7 +289,6 @@ impl<'a> Replayer<'a> {
                 position,
                 records,
             } => {
-                let dir = self.engine.config.dir.clone();
                 let seg = self
                     .st
                     .get_mut(&key_hash)
@@ -254,11 +306,9 @@ impl<'a> Replayer<'a> {
                         seg.end
                     )));
                 }
-                let path = dir.join(&seg.file_name);
                 seg.end += len;
                 seg.durable_end = 0;
-                let file = self.handle((key_hash, sequence), &path)?;
-                write_all_at(&*file, records, position).map_err(|e| io_at(&path, "write", e))
+                self.queue((key_hash, sequence), position, records)
             }
             Op::Remove { key_hash, sequence } => {
                 let Some(seg) = self
@@ -268,6 +318,10 @@ impl<'a> Replayer<'a> {
                 else {
                     return Ok(());
                 };
+                // Its pending records go with it.
+                if let Some(run) = self.pending.remove(&(key_hash, sequence)) {
+                    self.pending_bytes -= run.bytes.len();
+                }
                 self.handles.remove(&(key_hash, sequence));
                 let path = self.engine.config.dir.join(&seg.file_name);
                 match self.engine.config.storage.remove_file(&path) {
@@ -348,99 +402,4 @@ impl<'a> Replayer<'a> {
         self.handles.insert((key_hash, sequence), file);
         Ok(())
     }
-}
-
-/// Read and check the frame at `binding.position` of a journal file `len`
-/// bytes long: it must verify at that position, carry frame number
-/// `number`, lie within the file and verify whole (body checksum and
-/// operations). Returns its length and its operations (borrowed from
-/// `payload`, which it fills), or `None` where valid frames end. The
-/// payload's length is checked against the file before it is allocated.
-/// Recovery and `inspect` read frames with this one function.
-pub(crate) fn read_frame<'p>(
-    file: &dyn StorageFile,
-    path: &std::path::Path,
-    binding: FrameBinding,
-    len: u64,
-    number: u64,
-    payload: &'p mut Vec<u8>,
-) -> Result<Option<(u64, Vec<Op<'p>>)>> {
-    let pos = binding.position;
-    if pos.saturating_add(FH_LEN as u64) > len {
-        return Ok(None);
-    }
-    let mut fixed = [0u8; FH_LEN];
-    read_exact_at(file, &mut fixed, pos).map_err(|e| io_at(path, "read", e))?;
-    let Some(head) = jf::decode_head(&fixed, binding) else {
-        return Ok(None);
-    };
-    // Checked against the file before anything is allocated for it.
-    if head.number != number || pos.saturating_add(head.total_len()) > len {
-        return Ok(None);
-    }
-    payload.clear();
-    payload.resize(head.payload_len as usize, 0);
-    read_exact_at(file, payload, pos + FH_LEN as u64).map_err(|e| io_at(path, "read", e))?;
-    match jf::decode_ops(payload, &head) {
-        Ok(ops) => Ok(Some((head.total_len(), ops))),
-        Err(_) => Ok(None),
-    }
-}
-
-/// What follows the last valid frame.
-pub(crate) struct RestScan {
-    /// Nothing but zeros to the end of the file.
-    pub all_zero: bool,
-    /// The first later position where a frame verifies, if any.
-    pub valid_frame_at: Option<u64>,
-}
-
-/// Bytes read at a time when scanning past the last valid frame.
-const SCAN_CHUNK_BYTES: usize = 1 << 20;
-
-/// Look at every byte after `pos`: all zeros, or is there a frame head
-/// that verifies at its own position? Linear: each position costs one
-/// checksum of a frame's fixed bytes, and zeros are skipped.
-pub(crate) fn scan_rest(
-    file: &dyn StorageFile,
-    path: &std::path::Path,
-    pos: u64,
-    len: u64,
-    salt: u64,
-    seq: u64,
-) -> Result<RestScan> {
-    let mut out = RestScan {
-        all_zero: true,
-        valid_frame_at: None,
-    };
-    let mut at = pos;
-    let mut buf = vec![0u8; SCAN_CHUNK_BYTES + FH_LEN];
-    while at < len {
-        let n = usize::try_from((len - at).min(buf.len() as u64)).unwrap_or(buf.len());
-        read_exact_at(file, &mut buf[..n], at).map_err(|e| io_at(path, "read", e))?;
-        let step = n.clamp(1, SCAN_CHUNK_BYTES);
-        for i in 0..step {
-            if buf[i] != 0 {
-                out.all_zero = false;
-            }
-            // Skip the first position: it is the damaged frame itself.
-            if i + FH_LEN > n || (at + i as u64) == pos {
-                continue;
-            }
-            if buf[i + jf::FH_PAYLOAD_LEN_OFFSET..i + jf::FH_PAYLOAD_LEN_OFFSET + 4] == [0; 4] {
-                continue;
-            }
-            let binding = FrameBinding {
-                salt,
-                file_sequence: seq,
-                position: at + i as u64,
-            };
-            if jf::decode_head(&buf[i..i + FH_LEN], binding).is_some() {
-                out.valid_frame_at = Some(at + i as u64);
-                return Ok(out);
-            }
-        }
-        at += step as u64;
-    }
-    Ok(out)
 }

@@ -9,6 +9,7 @@
 
 pub(crate) mod checkpoint;
 pub(crate) mod frames;
+pub(crate) mod read;
 pub(crate) mod replay;
 
 use std::collections::BTreeSet;
@@ -29,10 +30,6 @@ use crate::watermark::Watermark;
 pub(crate) const JOURNAL_PREFIX: &str = "nano-wal.journal-";
 /// Manifests are named `nano-wal.manifest-<generation, 20 digits>`.
 pub(crate) const MANIFEST_PREFIX: &str = "nano-wal.manifest-";
-
-/// Bytes a journal file grows by ahead of its frames (a hole), so most
-/// fdatasyncs need not record a new file size.
-const GROW_BYTES: u64 = 1 << 20;
 
 pub(crate) fn journal_file_name(sequence: u64) -> String {
     format!("{JOURNAL_PREFIX}{sequence:020}")
@@ -99,6 +96,10 @@ struct State {
     /// Journal files and manifests known to exist (listed at open or made
     /// since), so trimming them never lists the directory.
     files: KnownFiles,
+    /// Segment files whose removal is in the journal but failed: the next
+    /// checkpoint tries again, and no manifest is marked clean while any
+    /// is left (a clean manifest must list every segment on disk).
+    leftovers: Vec<PathBuf>,
 }
 
 /// Journal files and manifests on disk, by number.
@@ -130,6 +131,10 @@ pub(crate) struct Journal {
     /// A checkpoint is due (the journal passed its size bound).
     checkpoint_due: AtomicBool,
     checkpoint_bytes: u64,
+    /// How far a journal file is extended ahead of its frames (zeros), so
+    /// most fdatasyncs need not record a new file size; from
+    /// [`Storage::journal_grow_bytes`].
+    grow_bytes: u64,
 }
 
 /// A durable append between its write and its wait; see [`Journal::join`].
@@ -155,6 +160,7 @@ impl Journal {
     ) -> Self {
         Self {
             dir: dir.to_path_buf(),
+            grow_bytes: storage.journal_grow_bytes(),
             storage,
             state: Mutex::new(State {
                 current: None,
@@ -164,6 +170,7 @@ impl Journal {
                 bytes_since_checkpoint: 0,
                 poisoned: None,
                 files: KnownFiles::default(),
+                leftovers: Vec::new(),
             }),
             durability: Watermark::new(0),
             written: AtomicU64::new(0),
@@ -216,7 +223,7 @@ impl Journal {
         );
         let bytes = frame.bytes_mut();
         let len = bytes.len() as u64;
-        if let Err(e) = Self::write_frame(cur, bytes, pos) {
+        if let Err(e) = Self::write_frame(cur, bytes, pos, self.grow_bytes) {
             let err = io_at(&cur.path, "write", e);
             // Cut whatever part of the frame reached the file. If even that
             // fails, the journal's end is uncertain: stop every writer.
@@ -249,6 +256,11 @@ impl Journal {
 
     fn open_file(&self, engine: &crate::engine::Engine, st: &mut State) -> Result<()> {
         if st.current.is_none() {
+            // After a failed fsync the frames of the last file may be lost:
+            // a new file would follow a gap, so none is made.
+            if let Some(cause) = st.poisoned.clone().or_else(|| self.durability.failure()) {
+                return Err(WalError::Poisoned(cause));
+            }
             let first_frame = st.next_frame;
             let sequence = st.next_file;
             st.current = Some(self.create_file(engine, sequence, first_frame)?);
@@ -258,10 +270,10 @@ impl Journal {
         Ok(())
     }
 
-    fn write_frame(cur: &mut Current, bytes: &[u8], pos: u64) -> io::Result<()> {
+    fn write_frame(cur: &mut Current, bytes: &[u8], pos: u64, grow_bytes: u64) -> io::Result<()> {
         let end = pos + bytes.len() as u64;
         if end > cur.allocated {
-            let target = end.max(pos + GROW_BYTES);
+            let target = end.max(pos + grow_bytes);
             cur.file.set_len(target)?;
             cur.allocated = target;
         }
@@ -406,6 +418,16 @@ impl Journal {
             self.checkpoint_due.store(true, Ordering::Release);
         }
         st.files = files;
+    }
+
+    /// Note a segment file whose removal (in the journal, durably) failed.
+    pub fn note_leftover(&self, path: PathBuf) {
+        relock(&self.state).leftovers.push(path);
+    }
+
+    /// Take the leftover segment files, to remove them.
+    pub fn take_leftovers(&self) -> Vec<PathBuf> {
+        std::mem::take(&mut relock(&self.state).leftovers)
     }
 
     /// Note a manifest written.

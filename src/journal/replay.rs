@@ -229,7 +229,9 @@ pub(crate) fn load(
     }
     report.segments = on_disk.len();
     // Everything that can refuse the open is checked before anything on
-    // disk changes: the strays, then every frame (read, not applied).
+    // disk changes: the strays, then every frame (read, not applied); then
+    // the newest journal file is sealed (torn tail cut, fdatasync'ed), so
+    // that every frame the second pass applies is durable.
     let strays = check_strays(engine, &st, &on_disk)?;
     let mut replayer = Replayer::new(engine, &mut st, report);
     replayer.replay_all(&journals, m)?;

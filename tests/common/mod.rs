@@ -27,6 +27,10 @@ pub struct Faults {
     pub stall_writes_to: Mutex<Option<String>>,
     /// Every write fails with ENOSPC (after writing half its bytes) while set.
     pub disk_full: AtomicBool,
+    /// As `disk_full`, but only for files whose path contains this string.
+    pub full_files: Mutex<Option<String>>,
+    /// Removing a segment file (`.log`) fails with EIO while set.
+    pub fail_segment_removal: AtomicBool,
     /// Once reads have asked for more bytes than this (if non-zero), every
     /// read fails: a bound on how much a code path may read.
     pub read_budget_bytes: AtomicU64,
@@ -39,6 +43,14 @@ impl Faults {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         stall.as_deref().is_some_and(|s| path.contains(s))
+    }
+
+    fn full(&self, path: &str) -> bool {
+        let full = self
+            .full_files
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.disk_full.load(Ordering::SeqCst) || full.as_deref().is_some_and(|s| path.contains(s))
     }
 }
 
@@ -88,7 +100,7 @@ impl StorageFile for FaultyFile {
         while self.faults.stalled(&self.path) {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        if self.faults.disk_full.load(Ordering::SeqCst) {
+        if self.faults.full(&self.path) {
             // A torn write: half the bytes land, then the disk is full.
             let half = buf.len() / 2;
             if half > 0 {
@@ -135,6 +147,10 @@ impl Storage for FaultyStorage {
         }))
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let segment = path.extension().is_some_and(|e| e == "log");
+        if segment && self.faults.fail_segment_removal.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected EIO on unlink"));
+        }
         StdStorage.remove_file(path)
     }
     fn remove_dir(&self, dir: &Path) -> io::Result<()> {
