@@ -67,13 +67,15 @@ struct Run {
     frame_at: usize,
 }
 
-/// A segment created but not yet named by a journal frame: the next frame
-/// that writes to it carries its creation.
+/// A segment created but not yet named by a journal frame: the key's next
+/// frame carries its creation.
 #[derive(Debug)]
 struct Unjournaled {
     sequence: u64,
     file_name: String,
     header: Vec<u8>,
+    /// Its creation is in the frame being built.
+    in_frame: bool,
 }
 
 #[derive(Debug)]
@@ -86,8 +88,10 @@ pub(crate) struct Writer {
     /// appends skip the cache lookup. Weak, so it never holds a descriptor
     /// open past the cache's limit.
     active_file: Option<(SegmentId, Weak<dyn StorageFile>)>,
-    /// The active segment's creation, until a frame carries it.
-    unjournaled: Option<Unjournaled>,
+    /// Creations of segments no frame has carried yet, oldest first: the
+    /// active segment's, and any a failed append or batch left behind
+    /// (a batch can create several of a key's segments).
+    unjournaled: Vec<Unjournaled>,
     /// Records and bytes this key's appends wrote (for `Wal::metrics`).
     appended: AppendCounts,
 }
@@ -99,7 +103,7 @@ impl Writer {
             next_sequence,
             poisoned: None,
             active_file: None,
-            unjournaled: None,
+            unjournaled: Vec::new(),
             appended: AppendCounts::default(),
         }
     }
@@ -130,7 +134,6 @@ impl Writer {
         if self.is_active(seg) {
             self.active = None;
             self.active_file = None;
-            self.unjournaled = None;
         }
     }
 
@@ -155,16 +158,33 @@ impl Writer {
         }
     }
 
-    /// Add the active segment's creation to `frame` if no frame carried it
-    /// yet. Returns whether it did.
-    fn journal_creation(&self, key_hash: u64, seg: &Segment, frame: &mut FrameBuf) -> bool {
-        match &self.unjournaled {
-            Some(u) if u.sequence == seg.sequence => {
-                frame.push_create(key_hash, u.sequence, &u.file_name, &u.header);
-                true
-            }
-            _ => false,
+    /// Add to `frame` the creation of every segment no frame carried yet
+    /// and `frame` does not carry already. Returns whether it added any.
+    fn journal_creations(&mut self, key_hash: u64, frame: &mut FrameBuf) -> bool {
+        let mut added = false;
+        for u in self.unjournaled.iter_mut().filter(|u| !u.in_frame) {
+            frame.push_create(key_hash, u.sequence, &u.file_name, &u.header);
+            u.in_frame = true;
+            added = true;
         }
+        added
+    }
+
+    /// The frame being built reached the journal: its creations are named.
+    fn frame_written(&mut self) {
+        self.unjournaled.retain(|u| !u.in_frame);
+    }
+
+    /// The frame being built was not written: its creations go in the next.
+    pub fn frame_failed(&mut self) {
+        for u in &mut self.unjournaled {
+            u.in_frame = false;
+        }
+    }
+
+    /// Segment `sequence` is being removed: no frame need name it.
+    pub fn forget_unjournaled(&mut self, sequence: u64) {
+        self.unjournaled.retain(|u| u.sequence != sequence);
     }
 }
 
@@ -279,7 +299,7 @@ impl KeyLog {
                 }
                 self.create_segment(w, engine, now_ms)?
             };
-            w.journal_creation(self.key_hash, &seg, frame);
+            w.journal_creations(self.key_hash, frame);
             let start = seg.end();
             let mut pos = start;
             let mut j = i;
@@ -348,7 +368,7 @@ impl KeyLog {
     /// Their frame is in the journal: readers may now see the staged
     /// records (they are complete in their files).
     pub fn publish_staged(&self, w: &mut Writer, staged: &Staged) {
-        w.unjournaled = None;
+        w.frame_written();
         for run in &staged.runs {
             run.seg.publish(run.start + run.len as u64);
         }
@@ -374,7 +394,7 @@ impl KeyLog {
         let seg = self.active_for(&mut w, engine, now_ms, len as u64)?;
         let pos = seg.end();
         let mut frame = FrameBuf::new_in(SCRATCH.with_borrow_mut(std::mem::take));
-        w.journal_creation(self.key_hash, &seg, &mut frame);
+        w.journal_creations(self.key_hash, &mut frame);
         let at = frame.push_records(self.key_hash, seg.sequence, pos, len);
         record.encode(frame.vec_mut(), now_ms);
         record::seal(&mut frame.bytes_mut()[at..at + len], seg.binding(pos));
@@ -389,8 +409,8 @@ impl KeyLog {
         if buf.capacity() <= SCRATCH_KEEP_BYTES {
             SCRATCH.with_borrow_mut(|s| std::mem::swap(s, &mut buf));
         }
-        let lsn = done?;
-        w.unjournaled = None;
+        let lsn = done.inspect_err(|_| w.frame_failed())?;
+        w.frame_written();
         // Readers may now see the record: it is complete in the file, and
         // in the journal.
         seg.publish(pos + len as u64);
@@ -440,6 +460,9 @@ impl KeyLog {
             if cut.is_err() || !matches!(err, WalError::StorageFull(_)) {
                 w.poisoned = Some(PoisonCause::describing(&err));
             }
+            // A reader may have seen the cut bytes: their offsets are
+            // never used again, the key's next append starts a segment.
+            w.forget_active(seg);
             err
         })
     }
@@ -454,6 +477,9 @@ impl KeyLog {
         if let Err(err) = cut {
             w.poisoned = Some(PoisonCause::describing(&err));
         }
+        // A reader may have seen the cut records: their offsets are never
+        // used again, the key's next append starts a segment.
+        w.forget_active(seg);
     }
 
     /// The segment to append a record of `record_len` bytes to, rotating by
@@ -485,19 +511,19 @@ impl KeyLog {
         self.create_segment(w, engine, now_ms)
     }
 
-    /// Put the active segment's creation in the journal now, if no frame
-    /// carried it yet (retention's empty successor); returns the journal
-    /// position to make durable.
+    /// Put the creations no frame carried yet in the journal now
+    /// (retention's empty successor); returns the journal position to make
+    /// durable.
     pub fn journal_creation(&self, w: &mut Writer, engine: &Engine) -> Result<Option<u64>> {
-        let Some(seg) = w.active.clone() else {
-            return Ok(None);
-        };
         let mut frame = FrameBuf::new_in(Vec::new());
-        if !w.journal_creation(self.key_hash, &seg, &mut frame) {
+        if !w.journal_creations(self.key_hash, &mut frame) {
             return Ok(None);
         }
-        let lsn = engine.journal.append(engine, &mut frame)?;
-        w.unjournaled = None;
+        let lsn = engine
+            .journal
+            .append(engine, &mut frame)
+            .inspect_err(|_| w.frame_failed())?;
+        w.frame_written();
         Ok(Some(lsn))
     }
 
@@ -574,10 +600,11 @@ impl KeyLog {
         // Not durable, and not in the journal yet: the first frame that
         // writes to it names it (FORMAT.md §11), and until then a crash
         // simply loses the empty file.
-        w.unjournaled = Some(Unjournaled {
+        w.unjournaled.push(Unjournaled {
             sequence,
             file_name,
             header,
+            in_frame: false,
         });
         Ok(seg)
     }

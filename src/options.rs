@@ -130,6 +130,7 @@ pub(crate) struct Config {
     pub max_segment_bytes: u64,
     pub max_open_files: usize,
     pub journal_checkpoint_bytes: u64,
+    pub background_checkpoints: bool,
     pub recovery: RecoveryMode,
     pub read_only: bool,
     pub clock: Arc<dyn Clock>,
@@ -164,6 +165,7 @@ impl WalBuilder {
                 max_segment_bytes: DEFAULT_MAX_SEGMENT_BYTES,
                 max_open_files: DEFAULT_MAX_OPEN_FILES,
                 journal_checkpoint_bytes: DEFAULT_JOURNAL_CHECKPOINT_BYTES,
+                background_checkpoints: true,
                 recovery: RecoveryMode::default(),
                 read_only: false,
                 clock: Arc::new(SystemClock),
@@ -208,13 +210,25 @@ impl WalBuilder {
     }
 
     /// Once the journal has grown by this many bytes since the last
-    /// checkpoint, the append that crosses the bound runs a checkpoint: it
+    /// checkpoint, the append that crosses the bound starts a checkpoint: it
     /// makes the segments written since durable and removes the journal
     /// files before it. A larger bound means fewer checkpoints and a longer
     /// replay after a crash. At least [`MIN_JOURNAL_CHECKPOINT_BYTES`].
     /// Default: [`DEFAULT_JOURNAL_CHECKPOINT_BYTES`] (64 MiB).
     pub fn journal_checkpoint_bytes(mut self, bytes: u64) -> Self {
         self.config.journal_checkpoint_bytes = bytes;
+        self
+    }
+
+    /// Run checkpoints on a thread of their own (one at a time), so the
+    /// append that starts one returns at once. Appends wait for it only if
+    /// the journal grows by twice `journal_checkpoint_bytes` before it
+    /// ends. With `false` the append that crosses the bound runs the
+    /// checkpoint itself (deterministic: the simulated disk uses it).
+    /// `close()` and dropping the handle wait for a running checkpoint.
+    /// Default: true.
+    pub fn background_checkpoints(mut self, background: bool) -> Self {
+        self.config.background_checkpoints = background;
         self
     }
 

@@ -68,6 +68,7 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
         log.remove_segment(seg.sequence);
         engine.cache.forget(seg.id());
         w.forget_active(seg);
+        w.forget_unjournaled(seg.sequence);
         match engine.config.storage.remove_file(&seg.path) {
             Ok(()) => {}
             // Already gone: the state we want holds.

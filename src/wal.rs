@@ -7,7 +7,7 @@ use std::hash::Hash;
 use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 
@@ -19,7 +19,7 @@ use crate::iter::{Contents, Records, verify_unchecked};
 use crate::journal::checkpoint;
 use crate::journal::replay::JournalFiles;
 use crate::key::{key_hash, sanitize};
-use crate::keylog::{KeyLog, Pending, Writer};
+use crate::keylog::{KeyLog, Pending, Staged, Writer};
 use crate::metrics::{Count, Metrics};
 use crate::options::{WalBuilder, WalOptions};
 use crate::recovery::{self, RecoveryReport};
@@ -279,28 +279,21 @@ impl Wal {
         let bytes: usize = groups.iter().map(|g| g.1.bytes.len()).sum();
         let mut frame = FrameBuf::new_in(Vec::with_capacity(bytes + 64 * groups.len()));
         let mut staged = Vec::with_capacity(groups.len());
-        for ((log, pending, _), w) in groups.iter_mut().zip(&mut writers) {
-            staged.push(log.stage(w, engine, pending, now, &mut frame)?);
-        }
-        // Segments first, then the frame: a failure before the frame is in
-        // the journal cuts every key back, so no key keeps any of the batch.
-        let mut written = 0;
-        let mut result = Ok(0);
-        for ((log, w), st) in logs.iter().zip(&mut writers).zip(&staged) {
-            result = log.write_staged(w, engine, st, frame.bytes()).map(|()| 0);
-            if result.is_err() {
-                break;
+        let mut stage_all = || -> Result<u64> {
+            for ((log, pending, _), w) in groups.iter_mut().zip(&mut writers) {
+                staged.push(log.stage(w, engine, pending, now, &mut frame)?);
             }
-            written += 1;
-        }
-        if result.is_ok() {
-            result = engine.journal.append(engine, &mut frame);
-        }
-        let lsn = match result {
+            engine.journal.check_frame_len(&frame)?;
+            Ok(0)
+        };
+        let lsn = stage_all()
+            .and_then(|_| write_staged_all(engine, &logs, &mut writers, &staged, &mut frame));
+        let lsn = match lsn {
             Ok(lsn) => lsn,
             Err(e) => {
-                for ((log, w), st) in logs.iter().zip(&mut writers).zip(&staged).take(written) {
-                    log.unwrite(w, engine, st);
+                // The frame's segment creations go in a later frame.
+                for w in &mut writers {
+                    w.frame_failed();
                 }
                 return Err(e);
             }
@@ -532,6 +525,7 @@ impl Wal {
         if !self.engine.close() {
             return Err(WalError::Closed);
         }
+        checkpoint::wait_background(&self.engine);
         let engine = &self.engine;
         let storage = &engine.config.storage;
         let dir = &engine.config.dir;
@@ -607,6 +601,8 @@ impl Wal {
         if !self.engine.close() {
             return Ok(());
         }
+        // A background checkpoint must end before the lock is released.
+        checkpoint::wait_background(&self.engine);
         let done = if checkpoint && !self.engine.is_read_only() {
             checkpoint::run(&self.engine, checkpoint::Kind::Clean)
         } else {
@@ -633,6 +629,39 @@ impl Wal {
                 .take(),
         );
     }
+}
+
+/// Write a staged batch: every key's segments first, then the frame. A
+/// failure before the frame is in the journal cuts every key back, so no
+/// key keeps any of the batch. Returns the frame's journal position.
+fn write_staged_all(
+    engine: &Engine,
+    logs: &[Arc<KeyLog>],
+    writers: &mut [MutexGuard<'_, Writer>],
+    staged: &[Staged],
+    frame: &mut FrameBuf,
+) -> Result<u64> {
+    let mut written = 0;
+    let mut result = Ok(());
+    for ((log, w), st) in logs.iter().zip(writers.iter_mut()).zip(staged) {
+        result = log.write_staged(w, engine, st, frame.bytes());
+        if result.is_err() {
+            break;
+        }
+        written += 1;
+    }
+    let lsn = result.and_then(|()| engine.journal.append(engine, frame));
+    if lsn.is_err() {
+        for ((log, w), st) in logs
+            .iter()
+            .zip(writers.iter_mut())
+            .zip(staged)
+            .take(written)
+        {
+            log.unwrite(w, engine, st);
+        }
+    }
+    lsn
 }
 
 impl Drop for Wal {

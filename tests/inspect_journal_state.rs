@@ -104,7 +104,10 @@ fn a_live_and_then_dropped_writers_frames_are_counted() -> TestResult {
 fn past_a_checkpoint_only_the_newest_journal_file_is_pending() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
-    let wal = Wal::builder(dir).journal_checkpoint_bytes(4096).open()?;
+    let wal = Wal::builder(dir)
+        .journal_checkpoint_bytes(4096)
+        .background_checkpoints(false)
+        .open()?;
     let mut appends = 0;
     while wal.metrics().checkpoints < 2 {
         wal.append_entry("k", None, Bytes::from(vec![b'x'; 500]), false)?;

@@ -91,6 +91,7 @@ fn a_checkpoint_syncs_the_segments_and_trims_the_journal() -> Result<(), WalErro
     let wal = Wal::builder(dir.path())
         .storage(storage)
         .journal_checkpoint_bytes(64 << 10)
+        .background_checkpoints(false)
         .open()?;
     let content = Bytes::from(vec![7u8; 1000]);
     for i in 0..100 {

@@ -2,15 +2,18 @@
 //!
 //! For each size N: append one record of N MiB (mostly zeros: a
 //! little-endian `u32` array in which every 64th value is a small integer,
-//! `j % 251 + 1` for the j-th of them), close, cut 64 KiB off the end of the
-//! segment file (as a crash in the middle of the append would leave it), then
-//! time `Wal::builder(dir).open()`, whose default recovery
-//! (`TolerateTornTail`) finds the torn record and cuts it off. Only the open
-//! is timed; each run uses a fresh directory and opens it in a fresh child
-//! process (this binary with `--child DIR`), so a run that exceeds
-//! `--timeout-s` is killed and the larger sizes are skipped. A reopen that
-//! does not report exactly one torn tail, of the expected size, is an error
-//! (exit status 1): a broken recovery is never timed.
+//! `j % 251 + 1` for the j-th of them) and drop the handle without
+//! `close()`, so the record lives in the journal (no checkpoint runs); cut
+//! 64 KiB off the end of its journal frame (as a crash in the middle of the
+//! append would leave it), then time `Wal::builder(dir).open()`, whose
+//! default recovery (`TolerateTornTail`) finds the torn frame and cuts it
+//! off. Only the open is timed; each run uses a fresh directory and opens it
+//! in a fresh child process (this binary with `--child DIR`), so a run that
+//! exceeds `--timeout-s` is killed and the larger sizes are skipped. A
+//! reopen that does not report exactly one torn tail in the journal, of the
+//! expected size, and an empty key, is an error (exit status 1): a broken
+//! recovery is never timed. (The segment file the torn frame would have
+//! created is removed and reported too.)
 //!
 //! Run:
 //! `cargo bench -p nano-wal-bench --bench torn_reopen -- [--sizes-mib 4,16,64,256]
@@ -25,10 +28,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use nano_wal::Wal;
 
-/// Bytes cut off the end of the segment file.
+/// Bytes cut off the end of the journal frame.
 const CUT_BYTES: u64 = 64 << 10;
-/// Fixed bytes of a record (format version 3) before its header and content.
-const RECORD_FIXED_BYTES: u64 = 24;
+/// A journal file's header (FORMAT.md §11); its first frame follows.
+const JOURNAL_HEADER_BYTES: u64 = 48;
+/// Journal file names start with this (FORMAT.md §11).
+const JOURNAL_PREFIX: &str = "nano-wal.journal-";
 /// The key the record is appended to.
 const KEY: &str = "torn";
 
@@ -113,41 +118,46 @@ fn sparse_content(size: usize) -> Bytes {
     Bytes::from(v)
 }
 
-/// The one segment file of `dir`.
-fn segment_file(dir: &Path) -> Res<PathBuf> {
-    let mut logs = Vec::new();
+/// The one journal file of `dir`.
+fn journal_file(dir: &Path) -> Res<PathBuf> {
+    let mut journals = Vec::new();
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "log") {
-            logs.push(path);
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(JOURNAL_PREFIX)
+        {
+            journals.push(entry.path());
         }
     }
-    match <[PathBuf; 1]>::try_from(logs) {
+    match <[PathBuf; 1]>::try_from(journals) {
         Ok([one]) => Ok(one),
-        Err(logs) => {
-            Err(format!("expected one segment in {}, found {logs:?}", dir.display()).into())
-        }
+        Err(all) => Err(format!(
+            "expected one journal file in {}, found {all:?}",
+            dir.display()
+        )
+        .into()),
     }
 }
 
-/// Write the torn directory: one record of `size_mib` MiB, closed, its last
-/// 64 KiB cut off, everything synced. Returns the bytes a correct recovery
-/// drops (what is left of the record).
+/// Write the torn directory: one record of `size_mib` MiB in the journal
+/// (the handle dropped without `close()`), the last 64 KiB of its frame cut
+/// off, everything synced. Returns the bytes a correct recovery drops from
+/// the journal (what is left of the frame).
 fn write_torn(dir: &Path, size_mib: u64) -> Res<u64> {
     let size = usize::try_from(size_mib << 20)?;
-    let wal = Wal::builder(dir).open()?;
+    let wal = Wal::builder(dir).journal_checkpoint_bytes(4 << 30).open()?;
     wal.append_entry(KEY, None, sparse_content(size), true)?;
-    wal.close()?;
-    let seg = segment_file(dir)?;
-    let file = std::fs::OpenOptions::new().write(true).open(&seg)?;
-    let len = file.metadata()?.len();
-    let record_len = RECORD_FIXED_BYTES + (size_mib << 20);
-    let header_len = len
-        .checked_sub(record_len)
-        .ok_or("segment shorter than its record")?;
-    file.set_len(len - CUT_BYTES)?;
+    let frame_bytes = wal.metrics().journal_bytes;
+    drop(wal);
+    let journal = journal_file(dir)?;
+    let file = std::fs::OpenOptions::new().write(true).open(&journal)?;
+    // The file runs on past its frame with zeros (it grows ahead).
+    let frame_end = JOURNAL_HEADER_BYTES + frame_bytes;
+    file.set_len(frame_end - CUT_BYTES)?;
     file.sync_all()?;
-    Ok(len - CUT_BYTES - header_len)
+    Ok(frame_end - CUT_BYTES - JOURNAL_HEADER_BYTES)
 }
 
 /// In the child: time the open of `dir` and print `RESULT <ms> <torn tails>
@@ -157,12 +167,21 @@ fn child_main(dir: &Path) -> Res<()> {
     let wal = Wal::builder(dir).open()?;
     let ms = start.elapsed().as_secs_f64() * 1e3;
     let report = wal.recovery_report();
-    let dropped: u64 = report.torn_tails.iter().map(|t| t.bytes_dropped).sum();
+    let in_journal: Vec<_> = report
+        .torn_tails
+        .iter()
+        .filter(|t| {
+            t.path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(JOURNAL_PREFIX))
+        })
+        .collect();
+    let dropped: u64 = in_journal.iter().map(|t| t.bytes_dropped).sum();
     let repaired = report.torn_tails.iter().all(|t| t.repaired);
     let records = wal.records(KEY)?.count();
     println!(
         "RESULT {ms} {} {dropped} {repaired} {records}",
-        report.torn_tails.len()
+        in_journal.len()
     );
     wal.close()?;
     Ok(())
@@ -194,8 +213,8 @@ fn run_child(dir: &Path, expect_dropped: u64, timeout: Duration) -> Res<Outcome>
     let got = format!("{tails} {dropped} {repaired} {records}");
     if got != expected {
         return Err(format!(
-            "recovery did not report exactly one repaired torn tail of {expect_dropped} bytes \
-             and an empty key: got (torn tails, bytes dropped, repaired, records) = {got}"
+            "recovery did not report exactly one repaired torn journal tail of {expect_dropped} \
+             bytes and an empty key: got (torn tails, bytes dropped, repaired, records) = {got}"
         )
         .into());
     }
@@ -225,7 +244,7 @@ fn fmt_ms(ms: f64) -> String {
 fn measure(args: &Args) -> Res<()> {
     let timeout_s = args.timeout.as_secs_f64();
     println!(
-        "torn_reopen: one record of N MiB (sparse u32 content), closed, last {} KiB cut; \
+        "torn_reopen: one record of N MiB (sparse u32 content) in the journal, last {} KiB of its frame cut; \
          time of Wal::builder(dir).open() (TolerateTornTail cuts the torn record), \
          median of {} run(s), each in a fresh directory and process; timeout {timeout_s} s per open",
         CUT_BYTES >> 10,

@@ -117,6 +117,9 @@ impl Spec {
             .segments_per_retention_period(self.segments_per_period)
             .max_open_files(4)
             .journal_checkpoint_bytes(self.journal_checkpoint_bytes)
+            // Checkpoints run inline: the same operations in the same order on
+            // every run of a workload.
+            .background_checkpoints(false)
     }
 
     /// Generate the steps.

@@ -34,16 +34,80 @@ pub(crate) enum Kind {
     Clean,
 }
 
-/// After an append: run a checkpoint if one is due and none is running.
+/// After an append: start a checkpoint if one is due. By default it runs
+/// on a thread of its own, so the appending thread goes on; an append
+/// waits only when the journal has grown by twice its bound meanwhile
+/// (back-pressure), and then runs the next checkpoint itself.
+///
 /// The append's record is in the journal whatever happens here, so its
 /// caller is not told of a failure (a retry would store it twice): a full
 /// disk leaves everything as it was, to be tried again after another
 /// `journal_checkpoint_bytes`; any other failure has poisoned every writer,
 /// and the next call reports it. Both are counted in
 /// `Metrics::checkpoint_failures`.
-pub(crate) fn after_append(engine: &Engine) {
-    if maybe_run(engine).is_err() {
+pub(crate) fn after_append(engine: &Arc<Engine>) {
+    if !engine.journal.checkpoint_due() {
+        return;
+    }
+    if engine.config.background_checkpoints && !engine.journal.checkpoint_overdue() {
+        start_background(engine);
+        return;
+    }
+    // Inline: configured so, or back-pressure (this waits for a running
+    // checkpoint, then runs the next one if it is still due).
+    let guard = engine.journal.checkpoint_lock();
+    if engine.journal.checkpoint_due() && engine.check_writable().is_ok() {
+        counted(engine, run_locked(engine, Kind::Running, guard));
+    }
+}
+
+/// Count a failed checkpoint that an append started; see [`after_append`].
+fn counted(engine: &Engine, result: Result<()>) {
+    if result.is_err() {
         engine.count(Count::CheckpointFailures, 1);
+    }
+}
+
+/// Start the background checkpoint unless it is running.
+fn start_background(engine: &Arc<Engine>) {
+    let mut slot = engine.journal.background();
+    if slot.as_ref().is_some_and(|h| !h.is_finished()) {
+        return;
+    }
+    if let Some(finished) = slot.take() {
+        note_join(engine, finished);
+    }
+    let owned = Arc::clone(engine);
+    let spawned = std::thread::Builder::new()
+        .name("nano-wal-checkpoint".into())
+        .spawn(move || counted(&owned, maybe_run(&owned)));
+    match spawned {
+        Ok(handle) => *slot = Some(handle),
+        Err(_) => {
+            // No thread to be had: run it here.
+            drop(slot);
+            counted(engine, maybe_run(engine));
+        }
+    }
+}
+
+/// Wait for the background checkpoint, if one is running: closing and
+/// dropping a handle do, before they release the directory's lock.
+pub(crate) fn wait_background(engine: &Engine) {
+    let handle = engine.journal.background().take();
+    if let Some(handle) = handle {
+        note_join(engine, handle);
+    }
+}
+
+/// Join a finished (or finishing) checkpoint thread. A panic there is a
+/// bug; what it leaves cannot be trusted, so every writer is poisoned.
+fn note_join(engine: &Engine, handle: std::thread::JoinHandle<()>) {
+    if handle.join().is_err() {
+        engine.count(Count::CheckpointFailures, 1);
+        engine.journal.poison(PoisonCause::message(
+            "the background checkpoint panicked".into(),
+        ));
     }
 }
 

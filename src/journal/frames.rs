@@ -4,7 +4,7 @@
 //! the end of the newest file; damage followed by a valid frame is
 //! corruption.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::engine::Engine;
@@ -37,6 +37,9 @@ pub(super) struct Replayer<'a> {
     handles: HashMap<(u64, u64), Arc<dyn StorageFile>>,
     /// Records applied but not yet written, by (key hash, sequence).
     pending: BTreeMap<(u64, u64), PendingRun>,
+    /// Segments some frame removes (found by the first pass): their
+    /// records are not written (the file may be gone already).
+    removed: HashSet<(u64, u64)>,
     pending_bytes: usize,
     report: &'a mut RecoveryReport,
     /// False for the first pass, which checks the frames and then seals
@@ -57,6 +60,7 @@ impl<'a> Replayer<'a> {
             handles: HashMap::new(),
             pending: BTreeMap::new(),
             pending_bytes: 0,
+            removed: HashSet::new(),
             report,
             apply: false,
             dropped_last_file: false,
@@ -194,6 +198,12 @@ impl<'a> Replayer<'a> {
                     self.apply(op, path, pos)?;
                 }
                 self.report.replayed_frames += 1;
+            } else {
+                for op in ops {
+                    if let Op::Remove { key_hash, sequence } = op {
+                        self.removed.insert((key_hash, sequence));
+                    }
+                }
             }
             pos += total;
             next_frame += 1;
@@ -297,7 +307,7 @@ impl<'a> Replayer<'a> {
                         bad(format!("records for unknown segment {key_hash}/{sequence}"))
                     })?;
                 let len = records.len() as u64;
-                if position + len <= seg.end {
+                if position + len <= seg.end || self.removed.contains(&(key_hash, sequence)) {
                     return Ok(());
                 }
                 if position != seg.end {

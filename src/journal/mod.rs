@@ -113,7 +113,9 @@ pub(crate) struct KnownFiles {
 ///
 /// **Lock order** (continuing `Engine`'s): a key's writer mutexes, then
 /// `state`; `durability`'s lock is taken without `state` held; `checkpoint`
-/// is taken before any writer mutex and never while holding `state`.
+/// is taken before any writer mutex and never while holding `state`;
+/// `background` is a leaf, and no thread joins the background checkpoint
+/// while holding `checkpoint` or a writer mutex.
 #[derive(Debug)]
 pub(crate) struct Journal {
     dir: PathBuf,
@@ -130,7 +132,13 @@ pub(crate) struct Journal {
     checkpoint: Mutex<()>,
     /// A checkpoint is due (the journal passed its size bound).
     checkpoint_due: AtomicBool,
+    /// The journal has grown by twice `checkpoint_bytes` since the last
+    /// checkpoint started: appends wait for a running one (back-pressure).
+    checkpoint_overdue: AtomicBool,
     checkpoint_bytes: u64,
+    /// The background checkpoint's thread, if one was started (a leaf
+    /// lock: nothing is taken while holding it).
+    background: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// How far a journal file is extended ahead of its frames (zeros), so
     /// most fdatasyncs need not record a new file size; from
     /// [`Storage::journal_grow_bytes`].
@@ -177,7 +185,9 @@ impl Journal {
             waiters: AtomicUsize::new(0),
             checkpoint: Mutex::new(()),
             checkpoint_due: AtomicBool::new(false),
+            checkpoint_overdue: AtomicBool::new(false),
             checkpoint_bytes,
+            background: Mutex::new(None),
         }
     }
 
@@ -188,16 +198,23 @@ impl Journal {
         Joining(self)
     }
 
-    /// Write one frame with one write call; returns the journal LSN its
-    /// durability waits for. On an error nothing of the frame counts: the
-    /// next frame goes where this one would have.
-    pub fn append(&self, engine: &crate::engine::Engine, frame: &mut FrameBuf) -> Result<u64> {
+    /// Refuse a frame too large for the format (a batch over 4 GiB), before
+    /// anything of it is written.
+    pub fn check_frame_len(&self, frame: &FrameBuf) -> Result<()> {
         if frame.len() - jf::FH_LEN > MAX_FRAME_PAYLOAD_BYTES {
             return Err(WalError::InvalidConfig(format!(
                 "a batch of {} bytes does not fit in one journal frame (at most {MAX_FRAME_PAYLOAD_BYTES})",
                 frame.len()
             )));
         }
+        Ok(())
+    }
+
+    /// Write one frame with one write call; returns the journal LSN its
+    /// durability waits for. On an error nothing of the frame counts: the
+    /// next frame goes where this one would have.
+    pub fn append(&self, engine: &crate::engine::Engine, frame: &mut FrameBuf) -> Result<u64> {
+        self.check_frame_len(frame)?;
         // The payload's checksum is computed outside the lock.
         frame.seal_body();
         let mut st = relock(&self.state);
@@ -240,6 +257,9 @@ impl Journal {
         st.bytes_since_checkpoint += len;
         if st.bytes_since_checkpoint >= self.checkpoint_bytes {
             self.checkpoint_due.store(true, Ordering::Release);
+            if st.bytes_since_checkpoint >= self.checkpoint_bytes.saturating_mul(2) {
+                self.checkpoint_overdue.store(true, Ordering::Release);
+            }
         }
         engine.count(Count::JournalFrames, 1);
         engine.count(Count::JournalBytes, len);
@@ -362,6 +382,17 @@ impl Journal {
         self.checkpoint_due.load(Ordering::Acquire)
     }
 
+    /// The journal has grown by twice its bound since the last checkpoint
+    /// started.
+    pub fn checkpoint_overdue(&self) -> bool {
+        self.checkpoint_overdue.load(Ordering::Acquire)
+    }
+
+    /// The slot of the background checkpoint's thread.
+    pub fn background(&self) -> MutexGuard<'_, Option<std::thread::JoinHandle<()>>> {
+        relock(&self.background)
+    }
+
     /// Bytes appended since the last checkpoint.
     pub fn bytes_since_checkpoint(&self) -> u64 {
         relock(&self.state).bytes_since_checkpoint
@@ -386,6 +417,7 @@ impl Journal {
         }
         st.bytes_since_checkpoint = 0;
         self.checkpoint_due.store(false, Ordering::Release);
+        self.checkpoint_overdue.store(false, Ordering::Release);
         if !close {
             let (sequence, first_frame) = (st.next_file, st.next_frame);
             st.current = Some(self.create_file(engine, sequence, first_frame)?);
