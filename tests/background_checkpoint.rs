@@ -60,6 +60,14 @@ fn with_a_stalled_checkpoint(dir: &std::path::Path) -> Result<Stalled, WalError>
         wal.append_entry("k", None, record.clone(), false)?;
         appended += 1;
     }
+    // The checkpoint's thread has begun once it rotated the journal (the
+    // bytes since the checkpoint start again from 0); it then stalls.
+    let mut waited = 0;
+    while wal.metrics().journal_bytes_since_checkpoint > 0 {
+        assert!(waited < 10_000, "the checkpoint never started");
+        std::thread::sleep(Duration::from_millis(1));
+        waited += 1;
+    }
     Ok(Stalled {
         wal,
         faults,

@@ -7,6 +7,7 @@
 
 use nano_wal_sim::catalog::workloads;
 use nano_wal_sim::disk::{Damage, SimDisk};
+use nano_wal_sim::report::assert_no_violations;
 use nano_wal_sim::rng::Rng;
 use nano_wal_sim::workload::{check_with, run};
 
@@ -33,15 +34,5 @@ fn crash_at_every_operation_of_every_workload() {
         }
     }
     println!("crash states explored: {states}");
-    assert!(
-        failures.is_empty(),
-        "{} violations:\n{}",
-        failures.len(),
-        failures
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_no_violations(&failures, 20);
 }

@@ -12,6 +12,7 @@
 
 use nano_wal_sim::catalog::workloads;
 use nano_wal_sim::disk::{Damage, Fault, FaultKind, SimDisk};
+use nano_wal_sim::report::assert_no_violations;
 use nano_wal_sim::rng::Rng;
 use nano_wal_sim::workload::{check_with, has_wal, run};
 
@@ -97,15 +98,5 @@ fn fail_every_io_call_once_and_persistently() {
         }
     }
     println!("fault runs: {runs}, faults injected: {injected}, recoveries checked: {checks}");
-    assert!(
-        failures.is_empty(),
-        "{} violations:\n{}",
-        failures.len(),
-        failures
-            .iter()
-            .take(15)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_no_violations(&failures, 15);
 }

@@ -4,7 +4,7 @@
 //! the end of the newest file; damage followed by a valid frame is
 //! corruption.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::engine::Engine;
@@ -40,6 +40,9 @@ pub(super) struct Replayer<'a> {
     /// Segments some frame removes (found by the first pass): their
     /// records are not written (the file may be gone already).
     removed: HashSet<(u64, u64)>,
+    /// Segments a *create* found on disk with its header: cut to their
+    /// replayed end once every frame is applied.
+    recut: BTreeSet<(u64, u64)>,
     pending_bytes: usize,
     report: &'a mut RecoveryReport,
     /// False for the first pass, which checks the frames and then seals
@@ -61,6 +64,7 @@ impl<'a> Replayer<'a> {
             pending: BTreeMap::new(),
             pending_bytes: 0,
             removed: HashSet::new(),
+            recut: BTreeSet::new(),
             report,
             apply: false,
             dropped_last_file: false,
@@ -88,7 +92,24 @@ impl<'a> Replayer<'a> {
             next_frame = self.replay_file(&path, *seq, next_frame, last)?;
         }
         self.flush_all()?;
+        self.cut_recreated()?;
         Ok(next_frame)
+    }
+
+    /// Cut each segment a *create* kept to the end its frames gave it.
+    fn cut_recreated(&mut self) -> Result<()> {
+        for ids in std::mem::take(&mut self.recut) {
+            let Some(seg) = self.st.get(&ids.0).and_then(|k| k.segments.get(&ids.1)) else {
+                continue;
+            };
+            let (path, end) = (self.engine.config.dir.join(&seg.file_name), seg.end);
+            let file = self.handle(ids, &path)?;
+            let len = file.file_len().map_err(|e| io_at(&path, "stat", e))?;
+            if len > end {
+                file.set_len(end).map_err(|e| io_at(&path, "truncate", e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Write every pending run to its segment.
@@ -387,13 +408,25 @@ impl<'a> Replayer<'a> {
         {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let f = open_rw(self.engine, &path)?;
-                f.set_len(0).map_err(|e| io_at(&path, "truncate", e))?;
+                if starts_with(&*f, header).map_err(|e| io_at(&path, "read", e))? {
+                    // Kept: the frames rewrite every byte after the header
+                    // up to the segment's end, and the rest is cut off once
+                    // they are applied (no truncation to zero, which makes
+                    // ext4 free the blocks and flush the file on close).
+                    self.recut.insert((key_hash, sequence));
+                } else {
+                    f.set_len(0).map_err(|e| io_at(&path, "truncate", e))?;
+                    write_all_at(&*f, header, 0).map_err(|e| io_at(&path, "write", e))?;
+                }
                 f
             }
-            other => other.map_err(|e| io_at(&path, "create", e))?,
+            other => {
+                let f = other.map_err(|e| io_at(&path, "create", e))?;
+                write_all_at(&*f, header, 0).map_err(|e| io_at(&path, "write", e))?;
+                f
+            }
         };
         self.engine.dir_changed();
-        write_all_at(&*file, header, 0).map_err(|e| io_at(&path, "write", e))?;
         k.segments.insert(
             sequence,
             SegState {
@@ -412,4 +445,14 @@ impl<'a> Replayer<'a> {
         self.handles.insert((key_hash, sequence), file);
         Ok(())
     }
+}
+
+/// Whether `file` begins with `prefix`.
+fn starts_with(file: &dyn StorageFile, prefix: &[u8]) -> std::io::Result<bool> {
+    if file.file_len()? < prefix.len() as u64 {
+        return Ok(false);
+    }
+    let mut head = vec![0u8; prefix.len()];
+    read_exact_at(file, &mut head, 0)?;
+    Ok(head == prefix)
 }
