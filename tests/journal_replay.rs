@@ -265,3 +265,41 @@ fn absolute_consistency_refuses_a_torn_journal_tail() -> TestResult {
     assert_eq!(contents(&wal, "k")?, ["kept"]);
     Ok(())
 }
+
+#[test]
+fn a_newest_journal_file_with_a_torn_header_is_removed_or_refused() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    {
+        let wal = Wal::builder(dir).open()?;
+        wal.append_entry("k", None, Bytes::from("kept"), true)?;
+    }
+    // What a crash while creating the next journal file leaves: its name,
+    // and a header cut short (headers are durable before any frame).
+    let journal = only_journal(dir)?;
+    let name = journal
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or("a journal name")?;
+    let sequence: u64 = name.trim_start_matches("nano-wal.journal-").parse()?;
+    let next = dir.join(format!("nano-wal.journal-{:020}", sequence + 1));
+    std::fs::write(&next, b"nano-wal journal, torn")?;
+
+    let refused = Wal::builder(dir)
+        .recovery(RecoveryMode::AbsoluteConsistency)
+        .open();
+    assert!(
+        matches!(&refused, Err(WalError::CorruptedData(c)) if c.to_string().contains("journal")),
+        "{refused:?}"
+    );
+    assert!(next.exists(), "a refusing open changes nothing");
+
+    let wal = Wal::builder(dir).open()?;
+    assert!(!next.exists(), "it held nothing: removed");
+    assert_eq!(contents(&wal, "k")?, ["kept"]);
+    wal.append_entry("k", None, Bytes::from("after"), true)?;
+    drop(wal);
+    let wal = Wal::builder(dir).open()?;
+    assert_eq!(contents(&wal, "k")?, ["kept", "after"]);
+    Ok(())
+}

@@ -189,7 +189,8 @@ impl<'a> Replayer<'a> {
             // written to it: a bad header in the newest file is a creation
             // a crash cut short, holding nothing. Removed, so it never sits
             // before the next file (its number is made again).
-            Err(_) if last => {
+            // Refused like any torn write under `AbsoluteConsistency`.
+            Err(_) if last && self.engine.config.recovery != RecoveryMode::AbsoluteConsistency => {
                 if !self.apply {
                     drop(file);
                     self.engine
