@@ -25,7 +25,7 @@ use crate::rules::recovery::{
     HeaderVerdict, SegmentFacts, judge_damage, judge_damaged_header, judge_gaps, judge_header,
 };
 use crate::segment::{Segment, SegmentInit};
-use crate::storage::{StorageFile, read_exact_at};
+use crate::storage::{StorageFile, read_exact_at, remove_if_present};
 
 /// What opening found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -295,11 +295,8 @@ fn drop_compaction_leftovers(
         table.remove(&seg.sequence);
         engine.cache.forget(seg.id());
         if !engine.is_read_only() {
-            match engine.config.storage.remove_file(&seg.path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_at(&seg.path, "remove expired", e)),
-            }
+            remove_if_present(&*engine.config.storage, &seg.path)
+                .map_err(|e| io_at(&seg.path, "remove expired", e))?;
             engine.dir_changed();
         }
         report.expired_leftovers.push(seg.path.clone());

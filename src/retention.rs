@@ -9,6 +9,7 @@ use crate::format::journal::FrameBuf;
 use crate::keylog::KeyLog;
 use crate::rules;
 use crate::rules::retention::SegmentAge;
+use crate::storage::remove_if_present;
 
 pub(crate) fn compact(engine: &Arc<Engine>) -> Result<()> {
     let now = engine.config.clock.now_unix_ms();
@@ -69,16 +70,11 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
         engine.cache.forget(seg.id());
         w.forget_active(seg);
         w.forget_unjournaled(seg.sequence);
-        match engine.config.storage.remove_file(&seg.path) {
-            Ok(()) => {}
-            // Already gone: the state we want holds.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                // Removed from the key all the same (its removal is in the
-                // journal); the next checkpoint removes the file.
-                engine.journal.note_leftover(seg.path.clone());
-                failed.get_or_insert(io_at(&seg.path, "remove", e));
-            }
+        if let Err(e) = remove_if_present(&*engine.config.storage, &seg.path) {
+            // Removed from the key all the same (its removal is in the
+            // journal); the next checkpoint removes the file.
+            engine.journal.note_leftover(seg.path.clone());
+            failed.get_or_insert(io_at(&seg.path, "remove", e));
         }
         engine.dir_changed();
     }

@@ -374,6 +374,16 @@ pub(crate) fn read_up_to(f: &dyn StorageFile, buf: &mut [u8], offset: u64) -> io
 }
 
 /// Write all of `buf` at `offset`, continuing after short writes.
+/// Remove the file at `path` if it is there: `Ok(true)` if it was removed,
+/// `Ok(false)` if it was already gone (the state a removal wants holds).
+pub(crate) fn remove_if_present(storage: &dyn Storage, path: &Path) -> io::Result<bool> {
+    match storage.remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 pub(crate) fn write_all_at(f: &dyn StorageFile, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
     while !buf.is_empty() {
         match f.write_at(buf, offset) {

@@ -25,7 +25,7 @@ use crate::options::{WalBuilder, WalOptions};
 use crate::recovery::{self, RecoveryReport};
 use crate::rules::write as write_rules;
 use crate::segment::Segment;
-use crate::storage::LockGuard;
+use crate::storage::{LockGuard, remove_if_present};
 
 /// Name of the lock file a writer holds in the WAL directory.
 pub const LOCK_FILE_NAME: &str = "nano-wal.lock";
@@ -279,15 +279,14 @@ impl Wal {
         let bytes: usize = groups.iter().map(|g| g.1.bytes.len()).sum();
         let mut frame = FrameBuf::new_in(Vec::with_capacity(bytes + 64 * groups.len()));
         let mut staged = Vec::with_capacity(groups.len());
-        let mut stage_all = || -> Result<u64> {
+        let mut stage_all = || -> Result<()> {
             for ((log, pending, _), w) in groups.iter_mut().zip(&mut writers) {
                 staged.push(log.stage(w, engine, pending, now, &mut frame)?);
             }
-            engine.journal.check_frame_len(&frame)?;
-            Ok(0)
+            engine.journal.check_frame_len(&frame)
         };
         let lsn = stage_all()
-            .and_then(|_| write_staged_all(engine, &logs, &mut writers, &staged, &mut frame));
+            .and_then(|()| write_staged_all(engine, &logs, &mut writers, &staged, &mut frame));
         let lsn = match lsn {
             Ok(lsn) => lsn,
             Err(e) => {
@@ -554,10 +553,8 @@ impl Wal {
         self.drop_files();
         let mut removed = Ok(());
         for path in &doomed {
-            match storage.remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => removed = removed.and(Err(io_at(path, "remove", e))),
+            if let Err(e) = remove_if_present(&**storage, path) {
+                removed = removed.and(Err(io_at(path, "remove", e)));
             }
         }
         self.unlock();

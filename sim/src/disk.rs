@@ -383,6 +383,16 @@ impl SimDisk {
     }
 }
 
+/// The smallest range holding `range` and `r` (a range whose start is not
+/// below its end is empty).
+fn widened(range: (usize, usize), r: (usize, usize)) -> (usize, usize) {
+    if range.0 >= range.1 {
+        r
+    } else {
+        (range.0.min(r.0), range.1.max(r.1))
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 struct FileReplay {
     volatile: Bytes,
@@ -415,12 +425,7 @@ impl FileReplay {
 
     /// Bytes in `[from, to)` may differ from the durable image now.
     fn touched(&mut self, from: usize, to: usize) {
-        let (lo, hi) = self.dirty;
-        self.dirty = if lo >= hi {
-            (from, to)
-        } else {
-            (lo.min(from), hi.max(to))
-        };
+        self.dirty = widened(self.dirty, (from, to));
     }
 
     /// Bytes in `[from, to)` are no longer "lost": they were cut off or
@@ -447,14 +452,13 @@ impl FileReplay {
             durable.resize(len, 0);
             let (lo, hi) = (p.min(len), self.dirty.1.clamp(p.min(len), len));
             durable[lo..hi].copy_from_slice(&self.volatile[lo..hi]);
-            self.dirty = (0, 0);
-            for &(from, to) in &self.lost.clone() {
-                let durable = Arc::make_mut(&mut self.durable);
+            for &(from, to) in &self.lost {
                 for b in durable.iter_mut().take(to).skip(from) {
                     *b = 0;
                 }
-                self.touched(from, to);
             }
+            // The lost bytes alone differ now (zeros on disk).
+            self.dirty = self.lost.iter().fold((0, 0), |d, &r| widened(d, r));
         } else if p < self.volatile.len() {
             self.lost.push((p, self.volatile.len()));
         }

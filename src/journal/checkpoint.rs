@@ -22,7 +22,7 @@ use crate::format::manifest::{self, Manifest, ManifestKey, ManifestSegment};
 use crate::journal::{journal_file_name, manifest_file_name};
 use crate::metrics::Count;
 use crate::segment::Segment;
-use crate::storage::{OpenMode, write_all_at};
+use crate::storage::{OpenMode, remove_if_present, write_all_at};
 
 /// Whether a checkpoint leaves a journal behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +55,7 @@ pub(crate) fn after_append(engine: &Arc<Engine>) {
     }
     // Inline: configured so, or back-pressure (this waits for a running
     // checkpoint, then runs the next one if it is still due).
-    let guard = engine.journal.checkpoint_lock();
-    if engine.journal.checkpoint_due() && engine.check_writable().is_ok() {
-        counted(engine, run_locked(engine, Kind::Running, guard));
-    }
+    counted(engine, run_if_due(engine, engine.journal.checkpoint_lock()));
 }
 
 /// Count a failed checkpoint that an append started; see [`after_append`].
@@ -113,13 +110,20 @@ fn note_join(engine: &Engine, handle: std::thread::JoinHandle<()>) {
 
 /// Run a checkpoint if one is due and none is running.
 fn maybe_run(engine: &Engine) -> Result<()> {
-    if !engine.journal.checkpoint_due() || engine.check_writable().is_err() {
+    if !engine.journal.checkpoint_due() {
         return Ok(());
     }
-    let Some(guard) = engine.journal.try_checkpoint_lock() else {
-        return Ok(());
-    };
-    if !engine.journal.checkpoint_due() {
+    match engine.journal.try_checkpoint_lock() {
+        Some(guard) => run_if_due(engine, guard),
+        None => Ok(()),
+    }
+}
+
+/// Holding the checkpoint lock: run a checkpoint if one is still due (the
+/// one that held the lock before may have run it) and the handle may still
+/// write.
+fn run_if_due(engine: &Engine, guard: std::sync::MutexGuard<'_, ()>) -> Result<()> {
+    if !engine.journal.checkpoint_due() || engine.check_writable().is_err() {
         return Ok(());
     }
     run_locked(engine, Kind::Running, guard)
@@ -174,11 +178,11 @@ fn run_locked(engine: &Engine, kind: Kind, _guard: std::sync::MutexGuard<'_, ()>
 fn remove_leftovers(engine: &Engine) -> bool {
     let mut remain = false;
     for path in engine.journal.take_leftovers() {
-        match engine.config.storage.remove_file(&path) {
-            Ok(()) => {
+        match remove_if_present(&*engine.config.storage, &path) {
+            Ok(true) => {
                 engine.dir_changed();
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Ok(false) => {}
             Err(_) => {
                 // Reported when it first failed; tried again next time.
                 engine.journal.note_leftover(path);
@@ -268,10 +272,7 @@ fn write_manifest(engine: &Engine, m: &Manifest) -> Result<()> {
 /// if it may still be there.
 fn remove_manifest(engine: &Engine, generation: u64) -> bool {
     let path = engine.config.dir.join(manifest_file_name(generation));
-    match engine.config.storage.remove_file(&path) {
-        Ok(()) => true,
-        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-    }
+    remove_if_present(&*engine.config.storage, &path).is_ok()
 }
 
 /// Remove journal files before `journal_start` and manifests before
@@ -288,11 +289,7 @@ fn remove_older(engine: &Engine, journal_start: u64, generation: u64) -> Result<
         .chain(old.manifests.iter().map(|&g| manifest_file_name(g)));
     for name in names {
         let path = dir.join(&name);
-        match storage.remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_at(&path, "remove", e)),
-        }
+        remove_if_present(&**storage, &path).map_err(|e| io_at(&path, "remove", e))?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::journal::replay::{KeyState, SegState, State, open_rw};
 use crate::key::parse_segment_file_name;
 use crate::options::RecoveryMode;
 use crate::recovery::{RecoveryReport, TornTail};
-use crate::storage::{OpenMode, StorageFile, read_exact_at, write_all_at};
+use crate::storage::{OpenMode, StorageFile, read_exact_at, remove_if_present, write_all_at};
 
 /// Most segment handles replay keeps open at once.
 const MAX_REPLAY_HANDLES: usize = 64;
@@ -350,17 +350,12 @@ impl<'a> Replayer<'a> {
                 else {
                     return Ok(());
                 };
-                // Its pending records go with it.
-                if let Some(run) = self.pending.remove(&(key_hash, sequence)) {
-                    self.pending_bytes -= run.bytes.len();
-                }
+                // No records of it were queued: the first pass found this
+                // removal, and `Records` skips segments in `removed`.
                 self.handles.remove(&(key_hash, sequence));
                 let path = self.engine.config.dir.join(&seg.file_name);
-                match self.engine.config.storage.remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(io_at(&path, "remove", e)),
-                }
+                remove_if_present(&*self.engine.config.storage, &path)
+                    .map_err(|e| io_at(&path, "remove", e))?;
                 self.engine.dir_changed();
                 Ok(())
             }

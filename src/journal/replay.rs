@@ -20,7 +20,7 @@ use crate::key::parse_segment_file_name;
 use crate::keylog::{KeyLog, Writer};
 use crate::recovery::{RecoveryReport, TornTail};
 use crate::segment::{Segment, SegmentInit};
-use crate::storage::{OpenMode, StorageFile, read_exact_at};
+use crate::storage::{OpenMode, StorageFile, read_exact_at, remove_if_present};
 
 /// The journal's and manifests' files in a directory listing.
 #[derive(Debug, Default)]
@@ -367,11 +367,11 @@ fn remove_strays(
         if st.get(&hash).is_some_and(|k| k.segments.contains_key(&seq)) {
             continue;
         }
-        match engine.config.storage.remove_file(&stray.path) {
-            Ok(()) => {}
+        let removed = remove_if_present(&*engine.config.storage, &stray.path)
+            .map_err(|e| io_at(&stray.path, "remove", e))?;
+        if !removed {
             // Rebuilt by a frame, then removed by a later one (retention).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_at(&stray.path, "remove", e)),
+            continue;
         }
         engine.dir_changed();
         report.torn_tails.push(TornTail {
