@@ -206,6 +206,8 @@ mod tests {
             end: 0,
             dir_generation: 0,
             durable_end: 0,
+            start: 0,
+            last: crate::segment::LastRecord::Unknown,
         }));
         (seg, file)
     }

@@ -281,6 +281,9 @@ impl Engine {
             .segment(r.sequence_number)
             .ok_or_else(|| not_found("no such segment (removed by retention?)"))?;
         match seg.header_len.checked_add(r.offset) {
+            Some(pos) if pos < seg.start() => {
+                Err(not_found("purged (before the key's first record)"))
+            }
             Some(pos) if pos < seg.end() => Ok((seg, pos)),
             _ => Err(not_found(&format!(
                 "offset is past the end of {}",

@@ -58,7 +58,8 @@ impl Records {
         let file = self.engine.file(&seg)?;
         let pos = seg
             .header_len
-            .saturating_add(std::mem::take(&mut self.first_offset));
+            .saturating_add(std::mem::take(&mut self.first_offset))
+            .max(seg.start());
         let end = seg.end();
         if pos > end {
             return Err(WalError::EntryNotFound(format!(
@@ -183,7 +184,7 @@ pub(crate) fn scan(
     let mut cursor = Cursor::default();
     for seg in segments {
         let end = seg.end();
-        let mut pos = seg.header_len;
+        let mut pos = seg.start();
         let file = engine.file(seg)?;
         let meta = SegmentMeta::from(&**seg);
         cursor.reset();
@@ -218,7 +219,7 @@ pub(crate) fn verify_unchecked(engine: &Arc<Engine>, segments: &[Arc<Segment>]) 
     let mut cursor = Cursor::default();
     for seg in segments {
         let end = seg.end();
-        let pos = seg.verified_end();
+        let pos = seg.verified_end().max(seg.start());
         if pos >= end {
             continue;
         }

@@ -65,6 +65,8 @@ struct Run {
     start: u64,
     len: usize,
     frame_at: usize,
+    /// Where the run's last record starts.
+    last: u64,
 }
 
 /// A segment created but not yet named by a journal frame: the key's next
@@ -137,6 +139,14 @@ impl Writer {
         }
     }
 
+    /// Stop appending to the active segment, whichever it is: the next
+    /// append starts a new one (after `truncate_from`, so no offset a
+    /// reader saw is used again).
+    pub fn retire_active(&mut self) {
+        self.active = None;
+        self.active_file = None;
+    }
+
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()
     }
@@ -151,7 +161,8 @@ impl Writer {
         self.appended
     }
 
-    fn check(&self) -> Result<()> {
+    /// Refuse with the poison's cause, if poisoned.
+    pub fn check(&self) -> Result<()> {
         match &self.poisoned {
             Some(cause) => Err(WalError::Poisoned(cause.clone())),
             None => Ok(()),
@@ -302,6 +313,7 @@ impl KeyLog {
             w.journal_creations(self.key_hash, frame);
             let start = seg.end();
             let mut pos = start;
+            let mut last = start;
             let mut j = i;
             while let Some(&(at, len)) = pending.records.get(j) {
                 let fits = pos + len as u64 <= engine.config.max_segment_bytes;
@@ -314,6 +326,7 @@ impl KeyLog {
                     sequence_number: seg.sequence,
                     offset: pos - seg.header_len,
                 });
+                last = pos;
                 pos += len as u64;
                 j += 1;
             }
@@ -326,6 +339,7 @@ impl KeyLog {
                 start,
                 len: to - from,
                 frame_at,
+                last,
             });
             i = j;
         }
@@ -370,6 +384,7 @@ impl KeyLog {
     pub fn publish_staged(&self, w: &mut Writer, staged: &Staged) {
         w.frame_written();
         for run in &staged.runs {
+            run.seg.note_last_record(run.last);
             run.seg.publish(run.start + run.len as u64);
         }
         let bytes: usize = staged.runs.iter().map(|r| r.len).sum();
@@ -413,6 +428,7 @@ impl KeyLog {
         w.frame_written();
         // Readers may now see the record: it is complete in the file, and
         // in the journal.
+        seg.note_last_record(pos);
         seg.publish(pos + len as u64);
         seg.read_hint.note(len as u64);
         w.appended.add(1, len as u64);
@@ -497,8 +513,8 @@ impl KeyLog {
                 return Err(WalError::Poisoned(cause));
             }
             let time_up = now_ms >= seg.rotate_at_ms;
-            let full =
-                seg.has_records() && seg.end() + record_len > engine.config.max_segment_bytes;
+            let full = seg.end() > seg.header_len
+                && seg.end() + record_len > engine.config.max_segment_bytes;
             // A segment an earlier process wrote is never appended to: a torn
             // tail cut at open, or bytes lost to a failed fsync, must not have
             // their offsets reused by new records, or an old reference could
@@ -591,6 +607,8 @@ impl KeyLog {
             end: header_len,
             dir_generation: generation,
             durable_end: 0,
+            start: header_len,
+            last: crate::segment::LastRecord::Unknown,
         }));
         seg.note_written();
         engine.adopt(&seg, file);

@@ -24,6 +24,7 @@ mod retention;
 mod rules;
 mod segment;
 pub mod storage;
+mod trim;
 mod wal;
 mod watermark;
 
@@ -37,7 +38,8 @@ pub use marker::FSYNC_FAILED_FILE_NAME;
 pub use metrics::Metrics;
 pub use options::{
     DEFAULT_JOURNAL_CHECKPOINT_BYTES, DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_SEGMENT_BYTES,
-    MIN_JOURNAL_CHECKPOINT_BYTES, MIN_SEGMENT_BYTES, RecoveryMode, WalBuilder, WalOptions,
+    KeyRetention, MIN_JOURNAL_CHECKPOINT_BYTES, MIN_SEGMENT_BYTES, RecoveryMode, WalBuilder,
+    WalOptions,
 };
 pub use recovery::{RecoveryReport, TornTail};
 pub use wal::{LOCK_FILE_NAME, Wal};

@@ -111,6 +111,29 @@ pub enum RecoveryMode {
     AbsoluteConsistency,
 }
 
+/// How [`crate::Wal::compact`] treats the keys that start with a prefix
+/// (set with [`WalBuilder::key_retention`]).
+///
+/// Only whole segments are removed, oldest first, and never a key's newest
+/// segment (so sequence numbers are never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyRetention {
+    /// Never removed by `compact()`: for a Raft log and its state, which
+    /// only their owner removes (`purge_before`, `truncate_from`).
+    Forever,
+    /// Segments whose records are all older than this go, as with the WAL's
+    /// [`WalBuilder::retention`]. At least one second.
+    Age(std::time::Duration),
+    /// The oldest segments go while the key's other segments still hold at
+    /// least this many bytes of records: the newest `bytes` are kept.
+    MaxBytes(u64),
+    /// The oldest segments go while the key's other segments still hold at
+    /// least this many records: the newest `records` are kept. Counting
+    /// reads the key's segments (compaction only).
+    MaxRecords(u64),
+}
+
 /// Smallest accepted `max_segment_bytes`.
 pub const MIN_SEGMENT_BYTES: u64 = 4096;
 /// Default `max_segment_bytes`: 64 MiB.
@@ -135,6 +158,20 @@ pub(crate) struct Config {
     pub read_only: bool,
     pub clock: Arc<dyn Clock>,
     pub storage: Arc<dyn Storage>,
+    /// Retention by key prefix; the longest matching prefix applies.
+    pub key_retention: Vec<(Vec<u8>, KeyRetention)>,
+}
+
+impl Config {
+    /// The retention of `key`: its longest matching prefix's, or the WAL's
+    /// age-based retention.
+    pub fn retention_of(&self, key: &[u8]) -> KeyRetention {
+        self.key_retention
+            .iter()
+            .filter(|(prefix, _)| key.starts_with(prefix))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map_or(KeyRetention::Age(self.options.entry_retention), |(_, r)| *r)
+    }
 }
 
 /// Builds a [`crate::Wal`] with settings beyond nano-wal 0.5's.
@@ -170,6 +207,7 @@ impl WalBuilder {
                 read_only: false,
                 clock: Arc::new(SystemClock),
                 storage: Arc::new(StdStorage),
+                key_retention: Vec::new(),
             },
         }
     }
@@ -206,6 +244,29 @@ impl WalBuilder {
     /// Default: 1024.
     pub fn max_open_files(mut self, files: usize) -> Self {
         self.config.max_open_files = files;
+        self
+    }
+
+    /// Retention for the keys that start with `prefix` (an empty prefix
+    /// matches every key); the longest matching prefix applies, and a
+    /// later call for the same prefix replaces the earlier one. Keys no
+    /// prefix matches use [`WalBuilder::retention`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use nano_wal::{KeyRetention, Wal};
+    /// let wal = Wal::builder(dir.path())
+    ///     .key_retention("raft/", KeyRetention::Forever)
+    ///     .key_retention("metrics/", KeyRetention::MaxBytes(64 << 20))
+    ///     .open()?;
+    /// # Ok::<(), nano_wal::WalError>(())
+    /// ```
+    ///
+    /// Default: none (every key uses [`WalBuilder::retention`]).
+    pub fn key_retention(mut self, prefix: impl AsRef<[u8]>, retention: KeyRetention) -> Self {
+        let prefix = prefix.as_ref().to_vec();
+        self.config.key_retention.retain(|(p, _)| *p != prefix);
+        self.config.key_retention.push((prefix, retention));
         self
     }
 
@@ -277,6 +338,14 @@ impl WalBuilder {
             return Err(WalError::InvalidConfig(format!(
                 "journal_checkpoint_bytes must be at least {MIN_JOURNAL_CHECKPOINT_BYTES}"
             )));
+        }
+        for (prefix, r) in &self.config.key_retention {
+            if matches!(r, KeyRetention::Age(d) if d.as_secs() == 0) {
+                return Err(WalError::InvalidConfig(format!(
+                    "key retention of prefix {:?}: an age under a second",
+                    String::from_utf8_lossy(prefix)
+                )));
+            }
         }
         if self.config.max_open_files == 0 {
             return Err(WalError::InvalidConfig(

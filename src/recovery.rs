@@ -199,6 +199,8 @@ fn load_key(
             end: opened.len,
             dir_generation: 1,
             durable_end: 0,
+            start: header.len as u64,
+            last: crate::segment::LastRecord::Unknown,
         }));
         engine.adopt(&seg, opened.file);
         table.insert(seq, seg);

@@ -1,4 +1,5 @@
-//! Time-based retention: which segments have expired, and removing them in
+//! Retention: which of a key's segments go (by age, by bytes or by record
+//! count, per key prefix; `rules::retention` decides), and removing them in
 //! an order that is safe against crashes.
 
 use std::sync::Arc;
@@ -6,17 +7,19 @@ use std::sync::Arc;
 use crate::engine::Engine;
 use crate::error::{Result, io_at};
 use crate::format::journal::FrameBuf;
-use crate::keylog::KeyLog;
+use crate::iter::Records;
+use crate::keylog::{KeyLog, Writer};
+use crate::options::KeyRetention;
 use crate::rules;
-use crate::rules::retention::SegmentAge;
+use crate::rules::retention::{Removal, SegmentAge};
+use crate::segment::Segment;
 use crate::storage::remove_if_present;
 
 pub(crate) fn compact(engine: &Arc<Engine>) -> Result<()> {
     let now = engine.config.clock.now_unix_ms();
-    let retention = engine.config.options.retention_ms();
     let mut removed_any = false;
     for log in engine.all_keys() {
-        removed_any |= compact_key(engine, &log, now, retention)?;
+        removed_any |= compact_key(engine, &log, now)?;
     }
     if removed_any {
         // Make the removals durable, so a crash does not bring them back.
@@ -27,17 +30,54 @@ pub(crate) fn compact(engine: &Arc<Engine>) -> Result<()> {
     Ok(())
 }
 
-fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> Result<bool> {
+/// What the key's retention removes from `segments` (oldest first).
+fn removal_of(
+    engine: &Arc<Engine>,
+    log: &KeyLog,
+    segments: &[Arc<Segment>],
+    now: u64,
+    may_create_successor: bool,
+) -> Result<Removal> {
+    let by_amount = |count| Removal {
+        count,
+        creates_successor: false,
+    };
+    Ok(match engine.config.retention_of(&log.key) {
+        KeyRetention::Forever => by_amount(0),
+        KeyRetention::Age(age) => {
+            let ages: Vec<SegmentAge> = segments
+                .iter()
+                .map(|s| SegmentAge {
+                    rotate_at_ms: s.rotate_at_ms,
+                    has_records: s.has_records(),
+                })
+                .collect();
+            let age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+            rules::retention::removal(&ages, now, age_ms, may_create_successor)
+        }
+        KeyRetention::MaxBytes(keep) => {
+            let bytes: Vec<u64> = segments.iter().map(|s| s.end() - s.start()).collect();
+            by_amount(rules::retention::removal_by_amount(&bytes, keep))
+        }
+        KeyRetention::MaxRecords(keep) => {
+            let mut counts = Vec::with_capacity(segments.len());
+            for seg in segments {
+                let mut n = 0u64;
+                for r in Records::new(engine.clone(), vec![seg.clone()], 0) {
+                    r?;
+                    n += 1;
+                }
+                counts.push(n);
+            }
+            by_amount(rules::retention::removal_by_amount(&counts, keep))
+        }
+    })
+}
+
+fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64) -> Result<bool> {
     let mut w = log.lock_writer();
     let segments = log.segments_from(0);
-    let ages: Vec<SegmentAge> = segments
-        .iter()
-        .map(|s| SegmentAge {
-            rotate_at_ms: s.rotate_at_ms,
-            has_records: s.has_records(),
-        })
-        .collect();
-    let removal = rules::retention::removal(&ages, now, retention, !w.is_poisoned());
+    let removal = removal_of(engine, log, &segments, now, !w.is_poisoned())?;
     let doomed = &segments[..removal.count];
     if let (true, Some(last)) = (removal.creates_successor, segments.last()) {
         // The newest segment holds only expired records. Start an empty
@@ -64,6 +104,19 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
     }
     let lsn = engine.journal.append(engine, &mut frame)?;
     engine.journal.make_durable(engine, lsn)?;
+    remove_segments(engine, log, &mut w, doomed)?;
+    Ok(true)
+}
+
+/// Remove segments whose removal is durably in the journal: from the key
+/// first (no reader finds them any more), then their files. Shared by
+/// retention, `truncate_from` and `purge_before`.
+pub(crate) fn remove_segments(
+    engine: &Engine,
+    log: &KeyLog,
+    w: &mut Writer,
+    doomed: &[Arc<Segment>],
+) -> Result<()> {
     let mut failed = None;
     for seg in doomed {
         log.remove_segment(seg.sequence);
@@ -78,5 +131,5 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64, retention: u64) -> 
         }
         engine.dir_changed();
     }
-    failed.map_or(Ok(true), Err)
+    failed.map_or(Ok(()), Err)
 }

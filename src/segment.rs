@@ -73,6 +73,38 @@ pub(crate) struct SegmentInit {
     pub dir_generation: u64,
     /// How much of the file is known durable already (a checkpoint's end).
     pub durable_end: u64,
+    /// Where the visible records start: `header_len`, or later once
+    /// `purge_before` hid the records before it.
+    pub start: u64,
+    /// Where the last record starts, if known (a [`LastRecord`]).
+    pub last: LastRecord,
+}
+
+/// Where a segment's last record starts, as far as this process knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LastRecord {
+    /// Not known: found by reading the segment when asked.
+    Unknown,
+    /// At this absolute file position.
+    At(u64),
+}
+
+impl LastRecord {
+    /// The manifest's encoding: 0 for unknown (no record starts at 0).
+    pub fn to_raw(self) -> u64 {
+        match self {
+            LastRecord::Unknown => 0,
+            LastRecord::At(pos) => pos,
+        }
+    }
+
+    pub fn from_raw(raw: u64) -> Self {
+        if raw == 0 {
+            LastRecord::Unknown
+        } else {
+            LastRecord::At(raw)
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -93,6 +125,10 @@ pub(crate) struct Segment {
     pub dir_generation: u64,
     /// End of the valid data: readers never look past it.
     end: AtomicU64,
+    /// Where the visible records start (`purge_before` moves it forward).
+    start: AtomicU64,
+    /// Where the last record starts ([`LastRecord::to_raw`]).
+    last: AtomicU64,
     /// Group commit for this file's data.
     pub durability: Watermark,
     /// Records before this position passed their checks in this process.
@@ -120,6 +156,8 @@ impl Segment {
             rotate_at_ms: init.rotate_at_ms,
             dir_generation: init.dir_generation,
             end: AtomicU64::new(init.end),
+            start: AtomicU64::new(init.start.max(init.header_len)),
+            last: AtomicU64::new(init.last.to_raw()),
             // Nothing is assumed durable unless a checkpoint made it so.
             durability: Watermark::new(init.durable_end),
             verified_end: AtomicU64::new(init.header_len),
@@ -157,6 +195,43 @@ impl Segment {
         self.end.store(end, Ordering::Release);
     }
 
+    /// Where the visible records start.
+    pub fn start(&self) -> u64 {
+        self.start.load(Ordering::Acquire)
+    }
+
+    /// Hide the records before `pos` (`purge_before`); only the key's
+    /// writer calls this.
+    pub fn hide_before(&self, pos: u64) {
+        self.start.fetch_max(pos, Ordering::AcqRel);
+    }
+
+    /// Where the last record starts, as far as known.
+    pub fn last_record(&self) -> LastRecord {
+        LastRecord::from_raw(self.last.load(Ordering::Acquire))
+    }
+
+    /// Note where the last record starts (an append, or a read that found it).
+    pub fn note_last_record(&self, pos: u64) {
+        self.last.store(pos, Ordering::Release);
+    }
+
+    /// Remember where a read found the last record, unless the writer
+    /// noted one meanwhile (an append or a cut won the race).
+    pub fn found_last_record(&self, pos: u64) {
+        let _ = self
+            .last
+            .compare_exchange(0, pos, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// Cut the valid data back to `end` (`truncate_from`); only the key's
+    /// writer calls this, after cutting the file. The last record before
+    /// the cut is found by reading when asked.
+    pub fn cut_to(&self, end: u64) {
+        self.end.store(end, Ordering::Release);
+        self.last.store(0, Ordering::Release);
+    }
+
     /// Note a write by this process; only the key's writer calls this.
     pub fn note_written(&self) {
         self.written_here.store(true, Ordering::Release);
@@ -179,8 +254,9 @@ impl Segment {
         !self.quarantined.swap(true, Ordering::AcqRel)
     }
 
+    /// Whether any visible record is left.
     pub fn has_records(&self) -> bool {
-        self.end() > self.header_len
+        self.end() > self.start()
     }
 
     /// Whether records carry checksums (versions 2 and 3; not nano-wal 0.5's).

@@ -1,5 +1,7 @@
 //! The `Wal` handle: thin public methods over the engine.
 
+mod edit;
+
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt::Display;

@@ -3,9 +3,10 @@
 use crate::rng::Rng;
 use crate::workload::Spec;
 
-/// 28 workloads mixing keys, headers, durable and non-durable appends,
+/// 30 workloads mixing keys, headers, durable and non-durable appends,
 /// batches across keys, rotation by size and by time, compaction under a
-/// moving clock, reopen and close, and journal checkpoints.
+/// moving clock, reopen and close, journal checkpoints, and truncations
+/// and purges.
 pub fn workloads() -> Vec<(&'static str, Spec)> {
     let m = Spec::mixed;
     let mut out = vec![
@@ -234,8 +235,30 @@ pub fn workloads() -> Vec<(&'static str, Spec)> {
                 ..m(28)
             },
         ),
+        (
+            "truncations and purges, size rotation",
+            Spec {
+                keys: 2,
+                trim_pct: 15,
+                max_content_bytes: 900,
+                durable_pct: 30,
+                ..m(29)
+            },
+        ),
+        (
+            "truncations and purges, checkpoints and compaction",
+            Spec {
+                keys: 3,
+                trim_pct: 12,
+                batch_pct: 25,
+                compact_pct: 10,
+                advance_pct: 20,
+                journal_checkpoint_bytes: 4096,
+                ..m(30)
+            },
+        ),
     ];
-    out.truncate(28);
+    out.truncate(30);
     out
 }
 
@@ -257,5 +280,6 @@ pub fn random_spec(seed: u64) -> Spec {
         compact_pct: r.below(15),
         reopen_pct: r.below(10),
         journal_checkpoint_bytes: [4096, 8192, 1 << 20][r.index(3)],
+        trim_pct: r.below(12),
     }
 }

@@ -51,6 +51,21 @@ pub enum Step {
     Reopen,
     /// `close()` and open again.
     Close,
+    /// `truncate_from` a record of the key: the `back`-th from its end
+    /// (modulo the records it holds).
+    Truncate {
+        /// Key index.
+        key: usize,
+        /// Which record, counted from the newest.
+        back: usize,
+    },
+    /// `purge_before` a record of the key: the `back`-th from its end.
+    Purge {
+        /// Key index.
+        key: usize,
+        /// Which record, counted from the newest.
+        back: usize,
+    },
 }
 
 /// The shape of a generated workload.
@@ -84,6 +99,9 @@ pub struct Spec {
     pub reopen_pct: u64,
     /// Journal bytes between checkpoints, passed to the builder.
     pub journal_checkpoint_bytes: u64,
+    /// Percent of steps that truncate or purge a key (0 leaves the
+    /// generated steps exactly as before these operations existed).
+    pub trim_pct: u64,
 }
 
 impl Spec {
@@ -104,6 +122,7 @@ impl Spec {
             compact_pct: 6,
             reopen_pct: 5,
             journal_checkpoint_bytes: 16 << 10,
+            trim_pct: 0,
         }
     }
 
@@ -169,6 +188,16 @@ impl Spec {
                 } else {
                     Step::Close
                 }
+            } else if roll < {
+                edge += self.trim_pct;
+                edge
+            } {
+                let (key, back) = (rng.index(self.keys), rng.index(8));
+                if rng.chance(1, 2) {
+                    Step::Truncate { key, back }
+                } else {
+                    Step::Purge { key, back }
+                }
             } else {
                 let (key, header, len) = entry(&mut rng);
                 Step::Append {
@@ -215,6 +244,33 @@ pub struct Appended {
     /// For a record of `append_batch`, the index of the batch's first
     /// record: a recovered WAL holds all of the batch or none of it.
     pub batch: Option<usize>,
+    /// A `truncate_from` or `purge_before` that removes this record.
+    pub removed: Option<Removal>,
+}
+
+/// A call that removes a record: it may be gone once the call began, and
+/// must be gone once the call returned `Ok` (it is durable then).
+#[derive(Debug, Clone, Copy)]
+pub struct Removal {
+    /// Disk operations logged before the call began.
+    pub issued_op: usize,
+    /// Disk operations logged when it returned `Ok`.
+    pub acked_op: Option<usize>,
+}
+
+impl Appended {
+    /// It may be absent after a crash at `upto`: its append failed, or a
+    /// removal of it had begun.
+    fn may_be_absent(&self, upto: usize) -> bool {
+        self.failed || self.removed.is_some_and(|r| r.issued_op < upto)
+    }
+
+    /// It must be absent after a crash at `upto`: its removal was
+    /// acknowledged (durable) by then.
+    fn must_be_absent(&self, upto: usize) -> bool {
+        self.removed
+            .is_some_and(|r| r.acked_op.is_some_and(|a| a <= upto))
+    }
 }
 
 /// What happened during a run.
@@ -346,6 +402,7 @@ fn apply(
                 entry_ref: None,
                 failed: false,
                 batch: None,
+                removed: None,
             });
             let r = w.append_entry(key_name(*key), header, content, *durable)?;
             let op = disk.ops();
@@ -376,6 +433,7 @@ fn apply(
                     entry_ref: None,
                     failed: false,
                     batch: Some(first),
+                    removed: None,
                 });
             }
             let refs = w.append_batch(batch, *durable)?;
@@ -397,9 +455,81 @@ fn apply(
             h.compactions.push((disk.ops(), now));
             w.compact()?;
         }
+        Step::Truncate { key, back } => trim(h, disk, w, *key, *back, true)?,
+        Step::Purge { key, back } => trim(h, disk, w, *key, *back, false)?,
         Step::Reopen | Step::Close => {}
     }
     Ok(())
+}
+
+/// Truncate from (or purge before) one of the key's records that is
+/// certainly present, and note which records the call removes.
+fn trim(
+    h: &mut History,
+    disk: &SimDisk,
+    w: &Wal,
+    key: usize,
+    back: usize,
+    truncate: bool,
+) -> Result<(), WalError> {
+    let present: Vec<usize> = (0..h.records.len())
+        .filter(|&i| {
+            let r = &h.records[i];
+            r.key == key && r.acked_op.is_some() && !r.failed && r.removed.is_none()
+        })
+        .collect();
+    let Some(&target) = present.get(
+        present
+            .len()
+            .saturating_sub(1 + back % present.len().max(1)),
+    ) else {
+        return Ok(());
+    };
+    let Some(entry_ref) = h.records[target].entry_ref else {
+        return Ok(());
+    };
+    let doomed: Vec<usize> = if truncate {
+        (target..h.records.len())
+            .filter(|&i| h.records[i].key == key && h.records[i].removed.is_none())
+            .collect()
+    } else {
+        (0..target)
+            .filter(|&i| h.records[i].key == key && h.records[i].removed.is_none())
+            .collect()
+    };
+    let issued_op = disk.ops();
+    for &i in &doomed {
+        h.records[i].removed = Some(Removal {
+            issued_op,
+            acked_op: None,
+        });
+    }
+    let result = if truncate {
+        w.truncate_from(entry_ref)
+    } else {
+        w.purge_before(entry_ref)
+    };
+    match result {
+        Ok(()) => {
+            let acked = Some(disk.ops());
+            for &i in &doomed {
+                h.records[i].removed = Some(Removal {
+                    issued_op,
+                    acked_op: acked,
+                });
+            }
+            Ok(())
+        }
+        // Retention may have removed the target already.
+        Err(WalError::EntryNotFound(_))
+            if h.compactions
+                .iter()
+                .any(|c| c.0 >= h.records[target].issued_op) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 impl History {
@@ -506,8 +636,9 @@ fn check_key(
         .filter(|r| r.key == k && r.issued_op < upto)
         .collect();
     let retention = spec.retention_ms;
-    let may_expire =
-        |e: &Appended| compact_ms.is_some_and(|c| e.at_ms.saturating_add(retention) < c);
+    let may_expire = |e: &Appended| {
+        compact_ms.is_some_and(|c| e.at_ms.saturating_add(retention) < c) || e.may_be_absent(upto)
+    };
     let must_survive = |e: &Appended| {
         e.durable_op.is_some_and(|d| d <= upto)
             || (process_crash && e.acked_op.is_some_and(|a| a <= upto))
@@ -517,10 +648,7 @@ fn check_key(
     let mut next = match got.first() {
         // Nothing kept: at most what retention may have removed, and failed
         // appends, are gone from the front.
-        None => expected
-            .iter()
-            .take_while(|e| may_expire(e) || e.failed)
-            .count(),
+        None => expected.iter().take_while(|e| may_expire(e)).count(),
         Some(first) => {
             let at = expected
                 .iter()
@@ -531,7 +659,7 @@ fn check_key(
                         first.content
                     )
                 })?;
-            if let Some(gone) = expected[..at].iter().find(|e| !may_expire(e) && !e.failed) {
+            if let Some(gone) = expected[..at].iter().find(|e| !may_expire(e)) {
                 return Err(format!(
                     "key {k}: gap: record {:?} missing before kept records",
                     gone.content
@@ -543,13 +671,19 @@ fn check_key(
     for r in got {
         while expected
             .get(next)
-            .is_some_and(|e| e.content != r.content && e.failed)
+            .is_some_and(|e| e.content != r.content && e.may_be_absent(upto))
         {
             next += 1;
         }
         let e = expected
             .get(next)
             .ok_or_else(|| format!("key {k}: record {:?} invented or out of order", r.content))?;
+        if e.must_be_absent(upto) {
+            return Err(format!(
+                "key {k}: record {:?} came back after its removal was acknowledged",
+                r.content
+            ));
+        }
         if r.content != e.content || r.header != e.header {
             return Err(format!(
                 "key {k}: record {next} differs: got {:?} want {:?}",
@@ -564,7 +698,10 @@ fn check_key(
         }
         next += 1;
     }
-    if let Some(lost) = expected[next..].iter().find(|e| must_survive(e)) {
+    if let Some(lost) = expected[next..]
+        .iter()
+        .find(|e| must_survive(e) && !e.may_be_absent(upto))
+    {
         return Err(format!(
             "key {k}: acknowledged record {:?} lost (read {} of {})",
             lost.content,
@@ -591,9 +728,10 @@ fn check_batches(
         }
     }
     for (first, records) in batches {
-        let may_expire = records
-            .iter()
-            .any(|a| compact_ms.is_some_and(|c| a.at_ms.saturating_add(retention_ms) < c));
+        let may_expire = records.iter().any(|a| {
+            compact_ms.is_some_and(|c| a.at_ms.saturating_add(retention_ms) < c)
+                || a.removed.is_some_and(|r| r.issued_op < upto)
+        });
         if may_expire {
             continue;
         }

@@ -37,13 +37,20 @@ pub(crate) const MAX_FRAME_PAYLOAD_BYTES: usize = u32::MAX as usize - FH_LEN;
 pub(crate) const OP_CREATE: u8 = 1;
 /// Operation tag: whole records written at a position of a segment.
 pub(crate) const OP_RECORDS: u8 = 2;
-/// Operation tag: a segment was removed by retention.
+/// Operation tag: a segment was removed (retention, truncation, purging).
 pub(crate) const OP_REMOVE: u8 = 3;
+/// Operation tag: a segment was cut at a record boundary (`truncate_from`).
+pub(crate) const OP_CUT: u8 = 4;
+/// Operation tag: a segment's records before a position are hidden
+/// (`purge_before`).
+pub(crate) const OP_HIDE: u8 = 5;
 
 /// Tag, key hash and sequence: the start of every operation.
 pub(crate) const OP_ID_LEN: usize = 1 + 2 * size_of::<u64>();
 /// Fixed bytes of a records operation before the records: id, position, length.
 pub(crate) const OP_RECORDS_FIXED_LEN: usize = OP_ID_LEN + size_of::<u64>() + size_of::<u32>();
+/// Bytes of a cut or hide operation: id, position.
+pub(crate) const OP_POSITION_LEN: usize = OP_ID_LEN + size_of::<u64>();
 
 const _: () = assert!(JH_SEQUENCE_OFFSET == 16);
 const _: () = assert!(JH_CRC_OFFSET == 40);
@@ -51,6 +58,7 @@ const _: () = assert!(JH_LEN == 48);
 const _: () = assert!(FH_NUMBER_OFFSET == 16);
 const _: () = assert!(FH_LEN == 24);
 const _: () = assert!(OP_RECORDS_FIXED_LEN == 29);
+const _: () = assert!(OP_POSITION_LEN == 25);
 
 /// A journal file's header, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +195,19 @@ impl FrameBuf {
         self.id(OP_REMOVE, key_hash, sequence);
     }
 
+    /// Add a cut: the segment ends at absolute position `position`.
+    pub fn push_cut(&mut self, key_hash: u64, sequence: u64, position: u64) {
+        self.id(OP_CUT, key_hash, sequence);
+        self.bytes.extend_from_slice(&position.to_le_bytes());
+    }
+
+    /// Add a hide: the segment's records before absolute position
+    /// `position` are never read again.
+    pub fn push_hide(&mut self, key_hash: u64, sequence: u64, position: u64) {
+        self.id(OP_HIDE, key_hash, sequence);
+        self.bytes.extend_from_slice(&position.to_le_bytes());
+    }
+
     /// The frame's bytes (header reserved, not sealed yet).
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.bytes
@@ -283,6 +304,16 @@ pub(crate) enum Op<'a> {
         key_hash: u64,
         sequence: u64,
     },
+    Cut {
+        key_hash: u64,
+        sequence: u64,
+        position: u64,
+    },
+    Hide {
+        key_hash: u64,
+        sequence: u64,
+        position: u64,
+    },
 }
 
 /// Decode a frame's payload into its operations (checked against `head`:
@@ -354,6 +385,23 @@ fn decode_op(p: &[u8], at: usize) -> Result<(Op<'_>, usize), String> {
             Ok((op, at + len))
         }
         OP_REMOVE => Ok((Op::Remove { key_hash, sequence }, at)),
+        OP_CUT | OP_HIDE => {
+            let position = get_u64(take(p, at, 8)?, 0);
+            let op = if tag == OP_CUT {
+                Op::Cut {
+                    key_hash,
+                    sequence,
+                    position,
+                }
+            } else {
+                Op::Hide {
+                    key_hash,
+                    sequence,
+                    position,
+                }
+            };
+            Ok((op, at + 8))
+        }
         other => Err(format!("unknown operation tag {other}")),
     }
 }
@@ -391,6 +439,8 @@ mod tests {
         f.push_records(1, 2, 70, 5);
         f.vec_mut().extend_from_slice(b"abcde");
         f.push_remove(1, 1);
+        f.push_cut(1, 2, 80);
+        f.push_hide(1, 2, 75);
         f.seal_body();
         f.seal_head(5, bind(48));
         let b = f.into_vec();
@@ -416,6 +466,16 @@ mod tests {
                 Op::Remove {
                     key_hash: 1,
                     sequence: 1
+                },
+                Op::Cut {
+                    key_hash: 1,
+                    sequence: 2,
+                    position: 80
+                },
+                Op::Hide {
+                    key_hash: 1,
+                    sequence: 2,
+                    position: 75
                 },
             ]
         );

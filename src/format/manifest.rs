@@ -24,14 +24,14 @@ pub(crate) const MH_HEAD_CRC_OFFSET: usize = MH_BODY_CRC_OFFSET + size_of::<u32>
 pub(crate) const MH_LEN: usize = MH_HEAD_CRC_OFFSET + size_of::<u32>();
 
 /// Fixed bytes of one segment's entry, besides its file name.
-const SEG_FIXED_LEN: usize = 8 + 4 + 2 + 8 + 8 + 8 + 8;
+const SEG_FIXED_LEN: usize = 8 + 4 + 2 + 8 + 8 + 8 + 8 + 8 + 8;
 /// Fixed bytes of one key's entry, besides its key and segments.
 const KEY_FIXED_LEN: usize = 4 + 8 + 8 + 4;
 
 const _: () = assert!(MH_GENERATION_OFFSET == 16);
 const _: () = assert!(MH_HEAD_CRC_OFFSET == 60);
 const _: () = assert!(MH_LEN == 64);
-const _: () = assert!(SEG_FIXED_LEN == 46);
+const _: () = assert!(SEG_FIXED_LEN == 62);
 
 /// One segment as a checkpoint saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,11 @@ pub(crate) struct ManifestSegment {
     pub rotate_at_ms: u64,
     /// Where the segment's durable data ends.
     pub end: u64,
+    /// Where its visible records start: `header_len`, or later after
+    /// `purge_before`.
+    pub start: u64,
+    /// Where its last record starts; 0 if not known.
+    pub last: u64,
 }
 
 /// One key as a checkpoint saw it.
@@ -86,7 +91,7 @@ pub(crate) fn encode(m: &Manifest) -> Vec<u8> {
             let name = s.file_name.as_bytes();
             body.extend_from_slice(&u16::try_from(name.len()).unwrap_or(u16::MAX).to_le_bytes());
             body.extend_from_slice(name);
-            for v in [s.header_len, s.salt, s.rotate_at_ms, s.end] {
+            for v in [s.header_len, s.salt, s.rotate_at_ms, s.end, s.start, s.last] {
                 body.extend_from_slice(&v.to_le_bytes());
             }
         }
@@ -228,7 +233,16 @@ impl<'a> Reader<'a> {
                 salt: self.u64()?,
                 rotate_at_ms: self.u64()?,
                 end: self.u64()?,
+                start: self.u64()?,
+                last: self.u64()?,
             });
+            let s = segments.last().ok_or("no segment decoded")?;
+            if s.start < s.header_len || s.start > s.end || s.last > s.end {
+                return Err(format!(
+                    "segment {} has start {}, last record {} and end {}",
+                    s.sequence, s.start, s.last, s.end
+                ));
+            }
         }
         Ok(ManifestKey {
             key,
@@ -261,6 +275,8 @@ mod tests {
                     salt: 5,
                     rotate_at_ms: 6,
                     end: 700,
+                    start: 100,
+                    last: 600,
                 }],
             }],
         }

@@ -266,6 +266,19 @@ pub(crate) fn parse_fixed(version: RecordVersion, fixed: &[u8]) -> Result<Fixed,
     })
 }
 
+/// Where the last of a run of whole version-3 records starts, walking their
+/// lengths (`None` if the run is empty or does not split into records).
+pub(crate) fn last_start(run: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    let mut last = None;
+    while at < run.len() {
+        let fixed = parse_fixed(RecordVersion::V3, run.get(at..at + REC_FIXED_LEN)?).ok()?;
+        last = Some(at);
+        at = at.checked_add(usize::try_from(fixed.total_len()).ok()?)?;
+    }
+    (at == run.len()).then_some(last).flatten()
+}
+
 /// Version 3: check the fixed fields' salted checksum, from the fixed bytes
 /// alone (`Ok` for version 2, whose one checksum needs the whole record).
 pub(crate) fn verify_head(

@@ -21,6 +21,7 @@ use crate::error::{PoisonCause, Result, WalError, io_at};
 use crate::format::manifest::{self, Manifest, ManifestKey, ManifestSegment};
 use crate::journal::{journal_file_name, manifest_file_name};
 use crate::metrics::Count;
+use crate::segment::LastRecord;
 use crate::segment::Segment;
 use crate::storage::{OpenMode, remove_if_present, write_all_at};
 
@@ -222,6 +223,11 @@ fn snapshot(engine: &Engine) -> (Vec<ManifestKey>, Vec<(Arc<Segment>, u64)>) {
                 salt: seg.salt,
                 rotate_at_ms: seg.rotate_at_ms,
                 end,
+                start: seg.start().min(end),
+                last: match seg.last_record() {
+                    LastRecord::At(pos) if pos < end => pos,
+                    _ => 0,
+                },
             });
             all.push((seg, end));
         }

@@ -17,6 +17,7 @@ use crate::journal::replay::{KeyState, SegState, State, open_rw};
 use crate::key::parse_segment_file_name;
 use crate::options::RecoveryMode;
 use crate::recovery::{RecoveryReport, TornTail};
+use crate::segment::LastRecord;
 use crate::storage::{OpenMode, StorageFile, read_exact_at, remove_if_present, write_all_at};
 
 /// Most segment handles replay keeps open at once.
@@ -40,6 +41,9 @@ pub(super) struct Replayer<'a> {
     /// Segments some frame removes (found by the first pass): their
     /// records are not written (the file may be gone already).
     removed: HashSet<(u64, u64)>,
+    /// The lowest position some frame cuts each segment to (found by the
+    /// first pass): such a file may be shorter than the manifest says.
+    pub cuts: HashMap<(u64, u64), u64>,
     /// Segments a *create* found on disk with its header: cut to their
     /// replayed end once every frame is applied.
     recut: BTreeSet<(u64, u64)>,
@@ -64,6 +68,7 @@ impl<'a> Replayer<'a> {
             pending: BTreeMap::new(),
             pending_bytes: 0,
             removed: HashSet::new(),
+            cuts: HashMap::new(),
             recut: BTreeSet::new(),
             report,
             apply: false,
@@ -222,8 +227,19 @@ impl<'a> Replayer<'a> {
                 self.report.replayed_frames += 1;
             } else {
                 for op in ops {
-                    if let Op::Remove { key_hash, sequence } = op {
-                        self.removed.insert((key_hash, sequence));
+                    match op {
+                        Op::Remove { key_hash, sequence } => {
+                            self.removed.insert((key_hash, sequence));
+                        }
+                        Op::Cut {
+                            key_hash,
+                            sequence,
+                            position,
+                        } => {
+                            let cut = self.cuts.entry((key_hash, sequence)).or_insert(position);
+                            *cut = (*cut).min(position);
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -338,9 +354,46 @@ impl<'a> Replayer<'a> {
                         seg.end
                     )));
                 }
+                let last = crate::format::record::last_start(records).ok_or_else(|| {
+                    bad(format!(
+                        "records for segment {key_hash}/{sequence} are not whole records"
+                    ))
+                })?;
                 seg.end += len;
                 seg.durable_end = 0;
+                seg.last = LastRecord::At(position + last as u64);
                 self.queue((key_hash, sequence), position, records)
+            }
+            Op::Cut {
+                key_hash,
+                sequence,
+                position,
+            } => match self.cut_state(key_hash, sequence, position) {
+                Ok(Some(file_name)) => self.cut_file((key_hash, sequence), &file_name, position),
+                Ok(None) => Ok(()),
+                Err(why) => Err(bad(why)),
+            },
+            Op::Hide {
+                key_hash,
+                sequence,
+                position,
+            } => {
+                if self.removed.contains(&(key_hash, sequence)) {
+                    return Ok(());
+                }
+                let seg = self
+                    .st
+                    .get_mut(&key_hash)
+                    .and_then(|k| k.segments.get_mut(&sequence))
+                    .ok_or_else(|| bad(format!("hide in unknown segment {key_hash}/{sequence}")))?;
+                if position < seg.header_len || position > seg.end {
+                    return Err(bad(format!(
+                        "hide before {position} in segment {key_hash}/{sequence}, which ends at {}",
+                        seg.end
+                    )));
+                }
+                seg.start = seg.start.max(position);
+                Ok(())
             }
             Op::Remove { key_hash, sequence } => {
                 let Some(seg) = self
@@ -360,6 +413,46 @@ impl<'a> Replayer<'a> {
                 Ok(())
             }
         }
+    }
+
+    /// Apply a cut to the state; returns the file to cut (`None`: the
+    /// segment is removed later, so nothing is written to it).
+    fn cut_state(
+        &mut self,
+        key_hash: u64,
+        sequence: u64,
+        position: u64,
+    ) -> std::result::Result<Option<String>, String> {
+        if self.removed.contains(&(key_hash, sequence)) {
+            return Ok(None);
+        }
+        let Some(seg) = self
+            .st
+            .get_mut(&key_hash)
+            .and_then(|k| k.segments.get_mut(&sequence))
+        else {
+            return Err(format!("cut of unknown segment {key_hash}/{sequence}"));
+        };
+        if position < seg.start || position > seg.end {
+            return Err(format!(
+                "cut at {position} of segment {key_hash}/{sequence}, which holds {}..{}",
+                seg.start, seg.end
+            ));
+        }
+        seg.end = position;
+        seg.durable_end = seg.durable_end.min(position);
+        seg.last = LastRecord::Unknown;
+        Ok(Some(seg.file_name.clone()))
+    }
+
+    /// Cut a segment's file (idempotent: a cut file is cut again), after
+    /// writing the records the frames before the cut queued for it.
+    fn cut_file(&mut self, ids: (u64, u64), file_name: &str, position: u64) -> Result<()> {
+        let path = self.engine.config.dir.join(file_name);
+        self.flush(ids)?;
+        let file = self.handle(ids, &path)?;
+        file.set_len(position)
+            .map_err(|e| io_at(&path, "truncate", e))
     }
 
     fn create(
@@ -433,6 +526,8 @@ impl<'a> Replayer<'a> {
                 rotate_at_ms: h.rotate_at_ms,
                 end: header.len() as u64,
                 durable_end: 0,
+                start: header.len() as u64,
+                last: LastRecord::Unknown,
             },
         );
         if self.handles.len() >= MAX_REPLAY_HANDLES {

@@ -19,7 +19,7 @@ use crate::journal::{JournalStart, parse_journal_file_name, parse_manifest_file_
 use crate::key::parse_segment_file_name;
 use crate::keylog::{KeyLog, Writer};
 use crate::recovery::{RecoveryReport, TornTail};
-use crate::segment::{Segment, SegmentInit};
+use crate::segment::{LastRecord, Segment, SegmentInit};
 use crate::storage::{OpenMode, StorageFile, read_exact_at, remove_if_present};
 
 /// The journal's and manifests' files in a directory listing.
@@ -64,6 +64,10 @@ pub(super) struct SegState {
     /// How much of it is known durable (the manifest's end; 0 once replay
     /// wrote to it).
     pub(super) durable_end: u64,
+    /// Where its visible records start (`purge_before`).
+    pub(super) start: u64,
+    /// Where its last record starts, if known.
+    pub(super) last: LastRecord,
 }
 
 #[derive(Debug)]
@@ -156,6 +160,8 @@ fn state_from(m: &Manifest) -> State {
                     rotate_at_ms: s.rotate_at_ms,
                     end: s.end,
                     durable_end: s.end,
+                    start: s.start,
+                    last: LastRecord::from_raw(s.last),
                 };
                 (s.sequence, seg)
             })
@@ -236,7 +242,7 @@ pub(crate) fn load(
     let mut replayer = Replayer::new(engine, &mut st, report);
     replayer.replay_all(&journals, m)?;
     replayer.apply = true;
-    cut_to_manifest(engine, replayer.st, &on_disk)?;
+    cut_to_manifest(engine, replayer.st, &on_disk, &replayer.cuts)?;
     start.next_frame = replayer.replay_all(&journals, m)?;
     start.next_file = match journals.last() {
         Some((s, _)) if replayer.dropped_last_file => *s,
@@ -265,6 +271,7 @@ fn cut_to_manifest(
     engine: &Engine,
     st: &State,
     on_disk: &BTreeMap<(u64, u64), String>,
+    cuts: &std::collections::HashMap<(u64, u64), u64>,
 ) -> Result<()> {
     for (hash, k) in st {
         let Some((seq, seg)) = k.segments.iter().next_back() else {
@@ -276,7 +283,10 @@ fn cut_to_manifest(
         let path = engine.config.dir.join(&seg.file_name);
         let file = open_rw(engine, &path)?;
         let len = file.file_len().map_err(|e| io_at(&path, "stat", e))?;
-        if len < seg.end {
+        // A truncation in the journal may have cut it already (the second
+        // pass cuts it again, to the same place).
+        let cut_by_journal = cuts.get(&(*hash, *seq)).is_some_and(|&c| c <= len);
+        if len < seg.end && !cut_by_journal {
             return Err(crate::recovery::corrupted(
                 &path,
                 len,
@@ -434,6 +444,8 @@ fn build(engine: &Engine, st: State) -> Result<KeyTable> {
                 end: s.end,
                 dir_generation: 1,
                 durable_end: s.durable_end,
+                start: s.start,
+                last: s.last,
             });
             table.insert(seq, Arc::new(seg));
         }

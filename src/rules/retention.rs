@@ -54,6 +54,22 @@ pub(crate) fn removal(
     }
 }
 
+/// How many of a key's oldest segments a size bound removes: the oldest go
+/// while the segments after them still hold at least `keep` (bytes or
+/// records; `amounts` oldest first). The newest segment always stays.
+pub(crate) fn removal_by_amount(amounts: &[u64], keep: u64) -> usize {
+    let mut after: u64 = amounts.iter().sum();
+    let mut count = 0;
+    for (i, a) in amounts.iter().enumerate() {
+        after -= a;
+        if i + 1 == amounts.len() || after < keep {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
 /// When a segment rotated at `rotate_at_ms` expires.
 pub(crate) fn expires_at_ms(rotate_at_ms: u64, retention_ms: u64) -> u64 {
     rotate_at_ms.saturating_add(retention_ms)
@@ -85,6 +101,17 @@ mod tests {
         let r = super::removal(&empty_newest, 500, 100, true);
         assert_eq!((r.count, r.creates_successor), (1, false));
         assert_eq!(super::removal(&[], 500, 100, true).count, 0);
+    }
+
+    #[test]
+    fn size_bounds_remove_the_oldest_while_enough_remains_after_them() {
+        use super::removal_by_amount;
+        assert_eq!(removal_by_amount(&[10, 10, 10], 15), 1);
+        assert_eq!(removal_by_amount(&[10, 10, 10], 10), 2);
+        assert_eq!(removal_by_amount(&[10, 10, 10], 0), 2, "the newest stays");
+        assert_eq!(removal_by_amount(&[10, 10, 10], 31), 0);
+        assert_eq!(removal_by_amount(&[5], 0), 0);
+        assert_eq!(removal_by_amount(&[], 0), 0);
     }
 
     #[test]
