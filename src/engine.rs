@@ -90,6 +90,8 @@ pub(crate) struct Engine {
     dir_durability: Watermark,
     /// What `Wal::metrics` reports beyond the per-key append counts.
     counters: Counters,
+    /// Wakes subscriptions when records are published.
+    pub notifier: crate::notify::Notifier,
 }
 
 /// `EMFILE`/`ENFILE`: the process or system is out of file descriptors.
@@ -127,6 +129,7 @@ impl Engine {
             dir_generation: AtomicU64::new(1),
             dir_durability: Watermark::new(0),
             counters: Counters::default(),
+            notifier: crate::notify::Notifier::default(),
         }
     }
 
@@ -224,12 +227,29 @@ impl Engine {
         for log in self.all_keys() {
             drop(log.lock_writer());
         }
+        // Waiting subscriptions end.
+        self.notifier.notify();
         true
     }
 
     /// Whether this handle can only read.
     pub fn is_read_only(&self) -> bool {
         self.read_only.is_some()
+    }
+
+    /// A read-only handle looks at the directory again: segments and
+    /// records another process added since become visible. Costs a
+    /// directory listing and a scan of each key's newest segment (as a
+    /// read-only open). A writable handle sees everything already.
+    pub fn refresh(&self) -> Result<()> {
+        if !self.is_read_only() {
+            return Ok(());
+        }
+        let (names, _) = crate::journal::replay::list(self)?;
+        let mut report = crate::recovery::RecoveryReport::default();
+        let keys = crate::recovery::load(self, &names, &mut report)?;
+        self.install_keys(keys);
+        Ok(())
     }
 
     /// Replace the key table (opening, after recovery loaded it).
@@ -299,7 +319,15 @@ impl Engine {
         let meta = crate::cursor::SegmentMeta::from(&*seg);
         let raw = crate::cursor::read_one(&*file, meta, pos, seg.end(), &seg.read_hint)
             .map_err(|e| io_at(&seg.path, "read", e))?
-            .map_err(|bad| crate::recovery::corrupted(&seg.path, pos, bad))?;
+            .map_err(|bad| {
+                // A truncation may have cut the record away while it was
+                // read: that is a record not found, not corruption.
+                if pos >= seg.end() {
+                    WalError::EntryNotFound(format!("{entry_ref}: removed by a truncation"))
+                } else {
+                    crate::recovery::corrupted(&seg.path, pos, bad)
+                }
+            })?;
         Ok(crate::Record {
             entry_ref,
             header: raw.header,

@@ -21,6 +21,11 @@ pub enum WalError {
     /// retention, or an offset past the end of the valid data.
     #[error("Entry not found: {0}")]
     EntryNotFound(String),
+    /// A subscription's or consumer's position was removed (by retention,
+    /// `purge_before` or `truncate_from`) before it read the records there:
+    /// reported instead of skipping them.
+    #[error("Position removed: {0}")]
+    PositionRemoved(String),
     /// Stored bytes failed their checks. The message names the file and the
     /// byte offset.
     #[error("Data corruption: {0}")]

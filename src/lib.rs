@@ -3,6 +3,7 @@
 
 mod cache;
 mod clock;
+mod consumer;
 mod cursor;
 mod engine;
 mod entry_ref;
@@ -17,6 +18,7 @@ mod key;
 mod keylog;
 mod marker;
 mod metrics;
+mod notify;
 mod options;
 mod origin;
 mod recovery;
@@ -24,11 +26,13 @@ mod retention;
 mod rules;
 mod segment;
 pub mod storage;
+mod subscribe;
 mod trim;
 mod wal;
 mod watermark;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use consumer::{CONSUMER_KEY_PREFIX, Consumer};
 pub use entry_ref::{EntryRef, ParseEntryRefError, Record, RecordView};
 pub use error::{IoFailure, PoisonCause, Result, WalError};
 pub use format::{MAX_CONTENT_BYTES, MAX_HEADER_BYTES, MAX_KEY_BYTES};
@@ -42,4 +46,5 @@ pub use options::{
     WalOptions,
 };
 pub use recovery::{RecoveryReport, TornTail};
+pub use subscribe::Subscription;
 pub use wal::{LOCK_FILE_NAME, Wal};

@@ -166,6 +166,10 @@ impl Config {
     /// The retention of `key`: its longest matching prefix's, or the WAL's
     /// age-based retention.
     pub fn retention_of(&self, key: &[u8]) -> KeyRetention {
+        // Consumer positions are removed only with their consumer.
+        if key.starts_with(crate::consumer::CONSUMER_KEY_PREFIX.as_bytes()) {
+            return KeyRetention::Forever;
+        }
         self.key_retention
             .iter()
             .filter(|(prefix, _)| key.starts_with(prefix))

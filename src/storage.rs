@@ -128,6 +128,15 @@ pub trait Storage: Send + Sync + Debug {
     fn journal_grow_bytes(&self) -> u64 {
         DEFAULT_JOURNAL_GROW_BYTES
     }
+    /// A name for directory `dir` that is the same however the path was
+    /// written (for the real file system: the canonical path), so that a
+    /// second open of a directory this process has open returns a handle to
+    /// the same log. `None`: never shared (a simulated disk, where one path
+    /// names a different disk in every test). Default: `None`.
+    fn shared_handle_key(&self, dir: &Path) -> io::Result<Option<std::path::PathBuf>> {
+        let _ = dir;
+        Ok(None)
+    }
 }
 
 /// See [`Storage::journal_grow_bytes`].
@@ -179,6 +188,10 @@ impl StorageFile for StdFile {
 }
 
 impl Storage for StdStorage {
+    fn shared_handle_key(&self, dir: &Path) -> io::Result<Option<std::path::PathBuf>> {
+        std::fs::canonicalize(dir).map(Some)
+    }
+
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
     }

@@ -1,6 +1,7 @@
 //! The `Wal` handle: thin public methods over the engine.
 
 mod edit;
+mod shared;
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -39,8 +40,8 @@ pub const LOCK_FILE_NAME: &str = "nano-wal.lock";
 #[derive(Debug)]
 pub struct Wal {
     engine: Arc<Engine>,
-    lock: Mutex<Option<Box<dyn LockGuard>>>,
-    report: RecoveryReport,
+    /// Shared by every handle of this process on the directory.
+    owner: Arc<shared::Owner>,
 }
 
 impl Wal {
@@ -68,6 +69,38 @@ impl Wal {
     pub(crate) fn open_with(builder: WalBuilder, fall_back_to_read_only: bool) -> Result<Self> {
         builder.validate()?;
         let config = builder.config;
+        if config.read_only {
+            return Self::open_unshared(config, fall_back_to_read_only);
+        }
+        let dir = config.dir.clone();
+        config
+            .storage
+            .create_dir_all(&dir)
+            .map_err(|e| io_at(&dir, "create directory", e))?;
+        let key = config
+            .storage
+            .shared_handle_key(&dir)
+            .map_err(|e| io_at(&dir, "resolve", e))?;
+        let Some(key) = key else {
+            return Self::open_unshared(config, fall_back_to_read_only);
+        };
+        let mut open = shared::registry();
+        if let Some(owner) = shared::find(&mut open, &key) {
+            // The settings of this open are not applied: the log keeps the
+            // ones it was opened with.
+            return Ok(Self {
+                engine: owner.engine.clone(),
+                owner,
+            });
+        }
+        let wal = Self::open_unshared(config, fall_back_to_read_only)?;
+        if !wal.engine.is_read_only() {
+            open.push((key, Arc::downgrade(&wal.owner)));
+        }
+        Ok(wal)
+    }
+
+    fn open_unshared(config: crate::options::Config, fall_back_to_read_only: bool) -> Result<Self> {
         let dir = config.dir.clone();
         let storage = config.storage.clone();
         let (lock, read_only) = if config.read_only {
@@ -97,10 +130,21 @@ impl Wal {
         }
         let (engine, report) = recovery::open_engine(config, read_only)?;
         Ok(Self {
-            engine,
-            lock: Mutex::new(lock),
-            report,
+            engine: engine.clone(),
+            owner: Arc::new(shared::Owner {
+                engine,
+                lock: Mutex::new(lock),
+                report,
+            }),
         })
+    }
+
+    /// Another handle to the same open log (for [`crate::Consumer`]).
+    pub(crate) fn clone_handle(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            owner: self.owner.clone(),
+        }
     }
 
     /// The WAL's directory.
@@ -110,7 +154,7 @@ impl Wal {
 
     /// What opening found and repaired.
     pub fn recovery_report(&self) -> &RecoveryReport {
-        &self.report
+        &self.owner.report
     }
 
     /// What this handle has done since it was opened: appends, bytes,
@@ -195,6 +239,7 @@ impl Wal {
         }
         drop(joining);
         drop(gate);
+        self.engine.notifier.notify();
         checkpoint::after_append(&self.engine);
         Ok(appended.entry_ref)
     }
@@ -254,6 +299,7 @@ impl Wal {
         }
         let (out, lsn) = self.write_batch(groups, count, now)?;
         self.engine.count(Count::Batches, 1);
+        self.engine.notifier.notify();
         if durable {
             self.engine.journal.make_durable(&self.engine, lsn)?;
             self.engine.count(Count::DurableRecords, out.len() as u64);
@@ -584,6 +630,10 @@ impl Wal {
     /// release the lock. The next open then reads the manifest alone: no
     /// journal to replay, no segment to scan.
     ///
+    /// If other handles of this process share the log (a second open of the
+    /// same directory), only this handle goes: the last one to close closes
+    /// the log.
+    ///
     /// Dropping a `Wal` also closes it, without the checkpoint: what was
     /// appended stays in the journal, and the next open replays it.
     ///
@@ -591,43 +641,59 @@ impl Wal {
     /// A failed checkpoint (the journal stays, and the next open replays
     /// it); the handle is closed either way.
     pub fn close(self) -> Result<()> {
-        self.release(true)
-    }
-
-    /// Close the handle (waiting for changes in flight), optionally run the
-    /// closing checkpoint, close every file and release the lock.
-    fn release(&self, checkpoint: bool) -> Result<()> {
-        if !self.engine.close() {
-            return Ok(());
+        let Self { engine, owner } = self;
+        drop(engine);
+        match Arc::try_unwrap(owner) {
+            // The last handle: close the log, then drop the owner (whose
+            // own release finds the log closed already).
+            Ok(owner) => release(&owner.engine, &owner.lock, true),
+            Err(_) => Ok(()),
         }
-        // A background checkpoint must end before the lock is released.
-        checkpoint::wait_background(&self.engine);
-        let done = if checkpoint && !self.engine.is_read_only() {
-            checkpoint::run(&self.engine, checkpoint::Kind::Clean)
-        } else {
-            Ok(())
-        };
-        self.drop_files();
-        self.unlock();
-        done
     }
 
     /// Close every file handle and forget the key table (after `close`).
     fn drop_files(&self) {
-        self.engine.journal.drop_file();
-        drop(self.engine.cache.drain());
-        self.engine.clear_keys();
+        drop_files(&self.engine);
     }
 
     /// Release the directory's lock.
     fn unlock(&self) {
-        drop(
-            self.lock
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
-        );
+        unlock(&self.owner.lock);
     }
+}
+
+/// Close the log (waiting for changes in flight), optionally run the
+/// closing checkpoint, close every file and release the lock.
+fn release(
+    engine: &Arc<Engine>,
+    lock: &Mutex<Option<Box<dyn LockGuard>>>,
+    checkpoint: bool,
+) -> Result<()> {
+    if !engine.close() {
+        return Ok(());
+    }
+    // A background checkpoint must end before the lock is released.
+    checkpoint::wait_background(engine);
+    let done = if checkpoint && !engine.is_read_only() {
+        checkpoint::run(engine, checkpoint::Kind::Clean)
+    } else {
+        Ok(())
+    };
+    drop_files(engine);
+    unlock(lock);
+    done
+}
+
+/// Close every file handle and forget the key table (after `close`).
+fn drop_files(engine: &Engine) {
+    engine.journal.drop_file();
+    drop(engine.cache.drain());
+    engine.clear_keys();
+}
+
+/// Release the directory's lock.
+fn unlock(lock: &Mutex<Option<Box<dyn LockGuard>>>) {
+    drop(lock.lock().unwrap_or_else(PoisonError::into_inner).take());
 }
 
 /// Write a staged batch: every key's segments first, then the frame. A
@@ -661,14 +727,4 @@ fn write_staged_all(
         }
     }
     lsn
-}
-
-impl Drop for Wal {
-    fn drop(&mut self) {
-        // Drop cannot report an error, and without a checkpoint none is
-        // possible: closing only drops handles and the lock.
-        if let Err(e) = self.release(false) {
-            drop(e);
-        }
-    }
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use nano_wal::{EntryRef, ManualClock, Wal, WalError, WalOptions};
+use nano_wal::{EntryRef, ManualClock, Wal, WalError};
 
 /// Some time in November 2023.
 const T0: u64 = 1_700_000_000_000;
@@ -339,7 +339,8 @@ fn a_read_only_handle_cannot_compact() {
 
     // Wal::new uses the system clock and a week's retention: by its clock
     // these records expired long ago, and it must still not touch them.
-    let reader = Wal::new(dir.to_str().expect("UTF-8"), WalOptions::default()).expect("reader");
+    // (A second open in this process would share the writer's log.)
+    let reader = Wal::builder(&dir).read_only(true).open().expect("reader");
     assert!(reader.is_read_only());
     match reader.compact() {
         Err(WalError::ReadOnly(_)) => {}

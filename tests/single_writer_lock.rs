@@ -1,14 +1,17 @@
-//! The single-writer rule: one writer per directory, in this process or
-//! another. A second `Wal::builder(..).open()` fails with `Locked`; `Wal::new`
-//! falls back to a read-only handle that reads but never changes (or deletes)
-//! anything; dropping or closing the writer, or the writer's process ending,
-//! releases the lock.
+//! The single-writer rule: one writer per directory. While someone else
+//! holds the directory's lock (another process; here also a lock taken by
+//! hand, which stands for one), `Wal::builder(..).open()` fails with
+//! `Locked` and `Wal::new` falls back to a read-only handle that reads but
+//! never changes (or deletes) anything; closing or dropping the last
+//! handle, or the writer's process ending, releases the lock. Within one
+//! process a second open shares the log instead (`tests/shared_handles.rs`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
 use bytes::Bytes;
+use nano_wal::storage::{LockGuard, StdStorage, Storage};
 use nano_wal::{EntryRef, LOCK_FILE_NAME, Wal, WalError, WalOptions};
 
 /// Environment variable naming the directory the child process locks.
@@ -23,6 +26,15 @@ fn wal_dir() -> (tempfile::TempDir, PathBuf) {
 
 fn as_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 temp path")
+}
+
+/// Take the directory's lock as another process would (a separate open
+/// file description); `None` if someone holds it.
+fn foreign_lock(dir: &Path) -> Option<Box<dyn LockGuard>> {
+    std::fs::create_dir_all(dir).expect("create dir");
+    StdStorage
+        .try_lock(&dir.join(LOCK_FILE_NAME))
+        .expect("try_lock")
 }
 
 fn assert_locked<T: std::fmt::Debug>(r: Result<T, WalError>) {
@@ -50,7 +62,7 @@ fn segment_files(dir: &Path) -> Vec<String> {
 }
 
 #[test]
-fn second_writer_in_the_same_process_is_locked() {
+fn a_writer_held_lock_refuses_a_second_writer() {
     let (_tmp, dir) = wal_dir();
     let first = Wal::builder(&dir).open().expect("first writer");
     assert!(!first.is_read_only());
@@ -58,13 +70,17 @@ fn second_writer_in_the_same_process_is_locked() {
         dir.join(LOCK_FILE_NAME).exists(),
         "writer holds the lock file"
     );
-    assert_locked(Wal::builder(&dir).open());
-    // Asking again does not change the answer, and the first writer is unharmed.
-    assert_locked(Wal::builder(&dir).open());
+    assert!(foreign_lock(&dir).is_none(), "the lock is held");
     let r = first
         .append_entry("k", None, Bytes::from_static(b"still mine"), true)
         .expect("first writer still appends");
     assert_eq!(first.read_entry_at(r).expect("read"), "still mine");
+    drop(first);
+    let held = foreign_lock(&dir).expect("free once the writer is gone");
+    assert_locked(Wal::builder(&dir).open());
+    // Asking again does not change the answer.
+    assert_locked(Wal::builder(&dir).open());
+    drop(held);
 }
 
 #[test]
@@ -91,13 +107,14 @@ fn wal_new_on_a_locked_directory_opens_read_only() {
         )
         .expect("append");
     let files_before = segment_files(&dir);
+    writer.close().expect("close");
+    let held = foreign_lock(&dir).expect("lock");
 
     let reader = Wal::new(as_str(&dir), WalOptions::default()).expect("Wal::new falls back");
     assert!(
         reader.is_read_only(),
         "Wal::new on a locked dir is read-only"
     );
-    assert!(!writer.is_read_only());
 
     // Reads see what the writer wrote before the reader opened.
     assert_eq!(reader.read_entry_at(a1).expect("read a1"), "one");
@@ -149,6 +166,8 @@ fn wal_new_on_a_locked_directory_opens_read_only() {
 
     // Nothing the reader refused reached the log.
     drop(reader);
+    drop(held);
+    let writer = Wal::builder(&dir).open().expect("writer again");
     let alpha: Vec<Bytes> = writer
         .enumerate_records("alpha")
         .expect("enumerate")
@@ -169,9 +188,11 @@ fn read_only_handles_do_not_hold_the_lock() {
     let r = writer
         .append_entry("k", None, Bytes::from_static(b"v"), true)
         .expect("append");
+    writer.close().expect("close");
+    let held = foreign_lock(&dir).expect("lock");
     let reader = Wal::new(as_str(&dir), WalOptions::default()).expect("reader");
     assert!(reader.is_read_only());
-    drop(writer);
+    drop(held);
     // The reader is still open, yet a new writer gets the lock.
     let writer2 = Wal::builder(&dir)
         .open()
@@ -180,7 +201,7 @@ fn read_only_handles_do_not_hold_the_lock() {
     assert_eq!(writer2.read_entry_at(r).expect("read"), "v");
     assert_eq!(reader.read_entry_at(r).expect("reader still reads"), "v");
     // And the lock is held again.
-    assert_locked(Wal::builder(&dir).open());
+    assert!(foreign_lock(&dir).is_none());
 }
 
 #[test]
@@ -190,8 +211,9 @@ fn dropping_the_writer_releases_the_lock() {
     let r = first
         .append_entry("k", None, Bytes::from_static(b"kept"), false)
         .expect("append");
-    assert_locked(Wal::builder(&dir).open());
+    assert!(foreign_lock(&dir).is_none());
     drop(first);
+    drop(foreign_lock(&dir).expect("released by the drop"));
 
     let second = Wal::builder(&dir).open().expect("open after drop");
     assert!(!second.is_read_only());
@@ -211,7 +233,7 @@ fn dropping_the_writer_releases_the_lock() {
     third
         .append_entry("k", None, Bytes::from_static(b"third"), false)
         .expect("append");
-    assert_locked(Wal::builder(&dir).open());
+    assert!(foreign_lock(&dir).is_none());
 }
 
 #[test]
@@ -235,10 +257,18 @@ fn close_releases_the_lock() {
         (Some(Bytes::from("h")), Bytes::from("v"))
     );
     // A read-only handle closing does not release someone else's lock.
-    let reader = Wal::new(as_str(&dir), WalOptions::default()).expect("reader");
+    let reader = Wal::builder(&dir).read_only(true).open().expect("reader");
     assert!(reader.is_read_only());
     reader.close().expect("close reader");
-    assert_locked(Wal::builder(&dir).open());
+    assert!(foreign_lock(&dir).is_none());
+    // Closing one of two handles of this process keeps the lock too.
+    let other = Wal::new(as_str(&dir), WalOptions::default()).expect("shared");
+    assert!(!other.is_read_only());
+    other.close().expect("close one handle");
+    assert!(foreign_lock(&dir).is_none());
+    assert_eq!(second.read_entry_at(r).expect("still open"), "v");
+    second.close().expect("close the last");
+    assert!(foreign_lock(&dir).is_some());
 }
 
 // ---- Two processes ------------------------------------------------------------

@@ -86,6 +86,43 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Encoding::Utf8)]
         format: Encoding,
     },
+    /// Print a key's records as they are appended, like `tail -f`, in
+    /// dump's formats.
+    ///
+    /// Without --from, only records appended from now on are printed (with
+    /// --from-start, every record first). The directory is opened read-only
+    /// and looked at again every --poll-ms, so it follows a writer in
+    /// another process. Runs until interrupted, or until --limit records.
+    Tail {
+        /// The WAL directory.
+        dir: PathBuf,
+        /// The key.
+        key: String,
+        /// Start at this record (a reference printed by dump or returned by
+        /// append), inclusive.
+        #[arg(
+            long,
+            value_name = "REF",
+            allow_hyphen_values = true,
+            conflicts_with = "from_start"
+        )]
+        from: Option<String>,
+        /// Start at the key's first record.
+        #[arg(long)]
+        from_start: bool,
+        /// Stop after this many records.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// How often to look for new records, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 100)]
+        poll_ms: u64,
+        /// Print each record's header.
+        #[arg(long)]
+        headers: bool,
+        /// How to print headers and contents.
+        #[arg(long, value_enum, default_value_t = Encoding::Utf8)]
+        format: Encoding,
+    },
     /// Print one record, with its header.
     Get {
         /// The WAL directory.
@@ -208,6 +245,25 @@ fn run(command: Command, retention: &RetentionArgs, out: &mut dyn Write) -> CliR
                 show::record(out, &record?, headers, format)?;
             }
         }
+        Command::Tail {
+            dir,
+            key,
+            from,
+            from_start,
+            limit,
+            poll_ms,
+            headers,
+            format,
+        } => {
+            let from = from.as_deref().map(parse_ref).transpose()?;
+            let wal = retention.builder(&dir)?.read_only(true).open()?;
+            let follow = TailFollow {
+                from,
+                from_start,
+                poll: Duration::from_millis(poll_ms.max(1)),
+            };
+            tail(&wal, key.as_bytes(), &follow, limit, (headers, format), out)?;
+        }
         Command::Get {
             dir,
             reference,
@@ -233,6 +289,36 @@ fn run(command: Command, retention: &RetentionArgs, out: &mut dyn Write) -> CliR
         Command::Bench(args) => bench::run(&args, retention.options()?, out)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `tail` starts and how often it looks.
+struct TailFollow {
+    from: Option<EntryRef>,
+    from_start: bool,
+    poll: Duration,
+}
+
+fn tail(
+    wal: &Wal,
+    key: &[u8],
+    follow: &TailFollow,
+    limit: Option<usize>,
+    (headers, format): (bool, Encoding),
+    out: &mut dyn Write,
+) -> CliResult<()> {
+    let sub = match (follow.from, follow.from_start, wal.last_record(key)?) {
+        (Some(r), _, _) => wal.subscribe(key, Some(r))?,
+        (None, false, Some(last)) => wal.subscribe_after(key, last.entry_ref)?,
+        _ => wal.subscribe(key, None)?,
+    };
+    let mut sub = sub.poll_interval(follow.poll);
+    for _ in 0..limit.unwrap_or(usize::MAX) {
+        let Some(record) = sub.next() else { break };
+        show::record(out, &record?, headers, format)?;
+        // Each record as it comes, not when a buffer fills.
+        out.flush()?;
+    }
+    Ok(())
 }
 
 fn parse_ref(s: &str) -> CliResult<EntryRef> {

@@ -431,16 +431,19 @@ where
                 None => return Ok(()),
             }
         };
-        self.blocking(move |wal| wal.truncate_from(target), ErrorVerb::Delete)
-            .await?;
         let last_log_id = match before {
             Some((i, r)) => Some(self.read_entry(i, r)?.get_log_id().clone()),
             None => None,
         };
-        let mut m = self.mem();
-        m.index.truncate_from(log_id.index);
-        m.last_log_id = last_log_id;
-        Ok(())
+        // The index first: a reader (a replication task of a leader that
+        // stepped down) never asks for an entry that is being removed.
+        {
+            let mut m = self.mem();
+            m.index.truncate_from(log_id.index);
+            m.last_log_id = last_log_id;
+        }
+        self.blocking(move |wal| wal.truncate_from(target), ErrorVerb::Delete)
+            .await
     }
 
     async fn purge(&mut self, log_id: LogId<C::NodeId>) -> Result<(), StorageError<C::NodeId>> {
@@ -462,6 +465,8 @@ where
                 _ => None,
             }
         };
+        // The index first, as for `truncate`.
+        self.mem().index.purge_through(log_id.index);
         if let Some((r, all)) = removal {
             self.blocking(
                 move |wal| {
@@ -475,7 +480,6 @@ where
             )
             .await?;
         }
-        self.mem().index.purge_through(log_id.index);
         Ok(())
     }
 }

@@ -520,12 +520,16 @@ fn trim(
             }
             Ok(())
         }
-        // Retention may have removed the target already.
+        // Retention may have removed the target already: nothing was
+        // removed by this call.
         Err(WalError::EntryNotFound(_))
             if h.compactions
                 .iter()
                 .any(|c| c.0 >= h.records[target].issued_op) =>
         {
+            for &i in &doomed {
+                h.records[i].removed = None;
+            }
             Ok(())
         }
         Err(e) => Err(e),
@@ -607,6 +611,7 @@ pub fn check_with(
     }
     check_refs(h, upto, &wal, &snap)?;
     check_batches(h, upto, &snap, compact_ms, spec.retention_ms)?;
+    check_removals(h, upto, &snap, compact_ms, spec.retention_ms)?;
     drop(wal);
     for round in 0..2 {
         let again = spec
@@ -752,6 +757,50 @@ fn check_batches(
     Ok(())
 }
 
+/// A truncation or purge is one journal frame: in a crash state where it
+/// may or may not have happened, the records it removes are all there or
+/// all gone, except that records not yet durable may be missing from the
+/// end (as at any crash). So the ones present are a prefix: no hole.
+fn check_removals(
+    h: &History,
+    upto: usize,
+    snap: &Snapshot,
+    compact_ms: Option<u64>,
+    retention_ms: u64,
+) -> Result<(), String> {
+    let mut groups: BTreeMap<usize, Vec<&Appended>> = BTreeMap::new();
+    for a in &h.records {
+        if let Some(r) = a.removed.filter(|r| r.issued_op < upto) {
+            groups.entry(r.issued_op).or_default().push(a);
+        }
+    }
+    for (issued, members) in groups {
+        let considered = members.iter().filter(|a| {
+            !a.failed
+                && compact_ms.is_none_or(|c| a.at_ms.saturating_add(retention_ms) >= c)
+                && a.acked_op.is_some_and(|o| o <= upto)
+        });
+        let mut gone = None;
+        for a in considered {
+            let present = snap
+                .get(&key_name(a.key))
+                .is_some_and(|v| v.iter().any(|r| r.content == a.content));
+            match (present, gone) {
+                (false, None) => gone = Some(&a.content),
+                (true, Some(missing)) => {
+                    return Err(format!(
+                        "removal at op {issued} left a hole: {missing:?} is gone but the later {:?} \
+                         is there",
+                        a.content
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
 fn check_refs(h: &History, upto: usize, wal: &Wal, snap: &Snapshot) -> Result<(), String> {
     for a in h
         .records
@@ -763,6 +812,11 @@ fn check_refs(h: &History, upto: usize, wal: &Wal, snap: &Snapshot) -> Result<()
             .get(&key_name(a.key))
             .is_some_and(|v| v.iter().any(|x| x.content == a.content));
         match wal.read_record_at(r) {
+            Ok(_) if a.must_be_absent(upto) => {
+                return Err(format!(
+                    "ref {r} of a record whose removal was acknowledged resolves"
+                ));
+            }
             Ok(rec) if rec.content == a.content && rec.header == a.header => {}
             Ok(rec) => return Err(format!("ref {r} resolved to other bytes {:?}", rec.content)),
             Err(e) if present => return Err(format!("ref {r} of a present record failed: {e}")),

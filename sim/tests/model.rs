@@ -1,7 +1,8 @@
 //! Model-based property test: random sequences of append, batch,
-//! read_entry_at, records, records_from, sync, compaction under a moving
-//! clock, reopen and power loss, checked after every step against a plain
-//! in-memory model (a list of records per key). After a power loss each key
+//! read_entry_at, records, records_from, last_record, truncate_from,
+//! purge_before, sync, compaction under a moving clock, reopen and power
+//! loss, checked after every step against a plain in-memory model (a list
+//! of records per key). After a power loss each key
 //! must be a prefix of its list holding every durable record, and every
 //! batch must be all there or all gone, across its keys.
 
@@ -41,6 +42,17 @@ enum Op {
     RecordsFrom {
         pick: prop::sample::Index,
     },
+    /// `truncate_from` a record: the model's list is cut there.
+    Truncate {
+        pick: prop::sample::Index,
+    },
+    /// `purge_before` a record: the model's list starts there.
+    Purge {
+        pick: prop::sample::Index,
+    },
+    LastRecord {
+        key: u8,
+    },
     Sync,
     Advance {
         ms: u32,
@@ -64,6 +76,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..4).prop_map(|key| Op::Records { key }),
         1 => any::<prop::sample::Index>().prop_map(|pick| Op::RecordsFrom { pick }),
         1 => Just(Op::Sync),
+        1 => any::<prop::sample::Index>().prop_map(|pick| Op::Truncate { pick }),
+        1 => any::<prop::sample::Index>().prop_map(|pick| Op::Purge { pick }),
+        1 => (0u8..4).prop_map(|key| Op::LastRecord { key }),
         2 => (0u32..40_000).prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
@@ -231,6 +246,21 @@ impl Harness {
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 self.durable = self.acked;
             }
+            Op::Truncate { pick } => self.trim(pick, true)?,
+            Op::Purge { pick } => self.trim(pick, false)?,
+            Op::LastRecord { key } => {
+                let got = self
+                    .wal
+                    .last_record(name(*key))
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?
+                    .map(|r| (r.entry_ref, r.content));
+                let want = self
+                    .model
+                    .get(key)
+                    .and_then(|l| l.last())
+                    .map(|r| (r.entry_ref, r.content.clone()));
+                prop_assert_eq!(got, want, "last record of key {}", key);
+            }
             Op::Crash { process, seed } => self.crash(*process, *seed)?,
             Op::Advance { ms } => self.clock.advance_ms(u64::from(*ms)),
             Op::Compact => self.compact(now)?,
@@ -313,6 +343,50 @@ impl Harness {
         self.disk = image;
         self.wal = wal;
         Ok(())
+    }
+
+    /// Truncate from (or purge before) a record the model holds.
+    fn trim(&mut self, pick: &prop::sample::Index, truncate: bool) -> Result<(), TestCaseError> {
+        let all: Vec<(u8, usize)> = self
+            .model
+            .iter()
+            .flat_map(|(k, l)| (0..l.len()).map(move |i| (*k, i)))
+            .collect();
+        if all.is_empty() {
+            return Ok(());
+        }
+        let (key, at) = all[pick.index(all.len())];
+        let list = self
+            .model
+            .get_mut(&key)
+            .ok_or_else(|| TestCaseError::fail("no key"))?;
+        let target = list[at].entry_ref;
+        let gone: Vec<Rec> = if truncate {
+            self.wal.truncate_from(target)
+        } else {
+            self.wal.purge_before(target)
+        }
+        .map(|()| {
+            if truncate {
+                list.split_off(at)
+            } else {
+                list.drain(..at).collect()
+            }
+        })
+        .map_err(|e| TestCaseError::fail(format!("trim: {e}")))?;
+        // A truncation always removes something, so it writes a journal
+        // frame and makes it durable, and with it every frame before; a
+        // purge before the first record may have nothing to do.
+        if truncate || !gone.is_empty() {
+            self.durable = self.acked;
+        }
+        for r in gone {
+            if let Some(size) = r.batch.and_then(|b| self.batch_sizes.get_mut(&b)) {
+                *size -= 1;
+            }
+            self.removed.push(r.entry_ref);
+        }
+        self.check_key(key)
     }
 
     fn compact(&mut self, now: u64) -> Result<(), TestCaseError> {

@@ -348,6 +348,17 @@ impl<'a> Replayer<'a> {
                 if position + len <= seg.end || self.removed.contains(&(key_hash, sequence)) {
                     return Ok(());
                 }
+                // A checkpoint snapshots each key after rotating the journal,
+                // so its manifest can already hold a truncation whose earlier
+                // records are in the journal after it: records past a
+                // segment's end that a frame of this journal cuts away.
+                let cut_later = self
+                    .cuts
+                    .get(&(key_hash, sequence))
+                    .is_some_and(|&c| c <= seg.end);
+                if position != seg.end && cut_later {
+                    return Ok(());
+                }
                 if position != seg.end {
                     return Err(bad(format!(
                         "records at {position} of segment {key_hash}/{sequence}, which ends at {}",
@@ -433,11 +444,17 @@ impl<'a> Replayer<'a> {
         else {
             return Err(format!("cut of unknown segment {key_hash}/{sequence}"));
         };
-        if position < seg.start || position > seg.end {
+        if position < seg.start {
             return Err(format!(
                 "cut at {position} of segment {key_hash}/{sequence}, which holds {}..{}",
                 seg.start, seg.end
             ));
+        }
+        if position > seg.end {
+            // Cut there already: by this replay's earlier pass, or before
+            // the checkpoint whose manifest this replay starts from (which
+            // may have seen a later, shorter cut).
+            return Ok(None);
         }
         seg.end = position;
         seg.durable_end = seg.durable_end.min(position);

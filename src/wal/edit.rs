@@ -4,6 +4,7 @@ use super::Wal;
 use crate::entry_ref::{EntryRef, Record};
 use crate::error::Result;
 use crate::key::key_hash;
+use crate::subscribe::Subscription;
 
 impl Wal {
     /// Durably remove the record `entry_ref` names and every later record
@@ -61,6 +62,62 @@ impl Wal {
     pub fn purge_before(&self, entry_ref: EntryRef) -> Result<()> {
         let _gate = self.engine.enter(true)?;
         crate::trim::purge_before(&self.engine, entry_ref)
+    }
+
+    /// Follow `key`: its records from `from` (inclusive; `None`: from its
+    /// first record), then every record appended later, as they come.
+    /// See [`Subscription`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let wal = std::sync::Arc::new(nano_wal::Wal::builder(dir.path()).open()?);
+    /// use std::time::Duration;
+    /// wal.append_entry("orders", None, bytes::Bytes::from("one"), false)?;
+    /// let mut sub = wal.subscribe("orders", None)?;
+    /// let w = wal.clone();
+    /// std::thread::spawn(move || w.append_entry("orders", None, bytes::Bytes::from("two"), false));
+    /// assert_eq!(sub.next_timeout(Duration::from_secs(5))?.map(|r| r.content), Some("one".into()));
+    /// assert_eq!(sub.next_timeout(Duration::from_secs(5))?.map(|r| r.content), Some("two".into()));
+    /// # Ok::<(), nano_wal::WalError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A closed handle; [`WalError::EntryNotFound`](crate::WalError::EntryNotFound)
+    /// if `from` does not resolve to a record of `key`.
+    pub fn subscribe<K: AsRef<[u8]>>(
+        &self,
+        key: K,
+        from: Option<EntryRef>,
+    ) -> Result<Subscription> {
+        self.engine.check_open()?;
+        Subscription::new(self.engine.clone(), key.as_ref(), from, false)
+    }
+
+    /// Follow `key` from the record after `entry_ref` (a consumer resuming
+    /// after the last record it processed).
+    ///
+    /// # Errors
+    /// As [`Wal::subscribe`].
+    pub fn subscribe_after<K: AsRef<[u8]>>(
+        &self,
+        key: K,
+        entry_ref: EntryRef,
+    ) -> Result<Subscription> {
+        self.engine.check_open()?;
+        Subscription::new(self.engine.clone(), key.as_ref(), Some(entry_ref), true)
+    }
+
+    /// On a read-only handle, look at the directory again: records, segments
+    /// and keys another process (the writer) added since are seen from now
+    /// on. Costs a directory listing and a scan of each key's newest
+    /// segment. A writable handle sees every change at once; for it this
+    /// does nothing.
+    ///
+    /// # Errors
+    /// A closed handle; I/O errors and corruption as at open.
+    pub fn refresh(&self) -> Result<()> {
+        self.engine.check_open()?;
+        self.engine.refresh()
     }
 
     /// The key's last record, read directly at its known position (no scan

@@ -20,15 +20,16 @@ use crate::{KEY_PREFIX, Response, TypeConfig};
 
 /// The key of the state machine's own records.
 const APPLIED_KEY: &str = "raft/sm/applied";
+/// The key holding the snapshot being installed (its last record).
+const SNAPSHOT_KEY: &str = "raft/sm/snapshot";
 
 /// The state machine's record: what has been applied.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Applied {
     last_applied: Option<LogId<u64>>,
     membership: StoredMembership<u64, BasicNode>,
-    /// A snapshot was being installed: the user keys may be half replaced,
-    /// so the state machine starts empty (the leader sends the snapshot
-    /// again).
+    /// A snapshot was being installed: the user keys may be half replaced.
+    /// Opening installs it again from the last record of `SNAPSHOT_KEY`.
     installing: bool,
 }
 
@@ -52,6 +53,11 @@ struct Meta {
 pub struct WalStateMachine {
     wal: Arc<Wal>,
     meta: Arc<Mutex<Meta>>,
+    /// Held by `apply` while it writes and publishes what it applied, and
+    /// by the snapshot builder while it reads, so a snapshot's records and
+    /// its last applied id agree (openraft builds snapshots in a task of
+    /// their own, concurrently with `apply`). Lock order: before `meta`.
+    applying: Arc<Mutex<()>>,
 }
 
 fn sm_error(verb: ErrorVerb, e: &(impl std::error::Error + 'static)) -> StorageError<u64> {
@@ -79,8 +85,18 @@ impl WalStateMachine {
             None => Applied::default(),
         };
         if applied.installing {
-            clear_user_keys(&wal)?;
-            applied = Applied::default();
+            // A crash during an install: do it again, from the snapshot it
+            // saved durably before changing anything.
+            let saved = wal
+                .last_record(SNAPSHOT_KEY)
+                .map_err(|e| sm_error(ErrorVerb::Read, &e))?
+                .ok_or_else(|| {
+                    sm_error(ErrorVerb::Read, &std::io::Error::other("no saved snapshot"))
+                })?;
+            let data: SnapshotData = serde_json::from_slice(&saved.content)
+                .map_err(|e| sm_error(ErrorVerb::Read, &e))?;
+            applied = data.applied.clone();
+            replace_user_keys(&wal, data)?;
         }
         Ok(Self {
             wal,
@@ -88,6 +104,7 @@ impl WalStateMachine {
                 applied,
                 ..Meta::default()
             })),
+            applying: Arc::new(Mutex::new(())),
         })
     }
 
@@ -111,6 +128,22 @@ impl WalStateMachine {
         let bytes = serde_json::to_vec(applied).map_err(|e| sm_error(ErrorVerb::Write, &e))?;
         Ok((APPLIED_KEY.to_owned(), None, Bytes::from(bytes)))
     }
+}
+
+/// Replace every user key's records with the snapshot's, and record what
+/// it applied (durably).
+fn replace_user_keys(wal: &Wal, data: SnapshotData) -> Result<(), StorageError<u64>> {
+    clear_user_keys(wal)?;
+    let mut batch: Vec<(String, Option<Bytes>, Bytes)> = Vec::new();
+    for (key, contents) in data.records {
+        for c in contents {
+            batch.push((key.clone(), None, Bytes::from(c)));
+        }
+    }
+    batch.push(WalStateMachine::applied_record(&data.applied)?);
+    wal.append_batch(batch, true)
+        .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
+    Ok(())
 }
 
 /// Remove every record of every user key (before installing a snapshot).
@@ -137,12 +170,16 @@ fn clear_user_keys(wal: &Wal) -> Result<(), StorageError<u64>> {
 impl RaftSnapshotBuilder<TypeConfig> for WalStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<u64>> {
         let wal = self.wal.clone();
-        let applied = self.meta().applied.clone();
-        // Records appended after `applied` was read are not in the
-        // snapshot's keys: apply runs in the same task as this builder's
-        // caller, never concurrently with it (openraft's state machine
-        // worker), so the two agree.
+        let (meta, applying) = (self.meta.clone(), self.applying.clone());
         let data = tokio::task::spawn_blocking(move || -> nano_wal::Result<SnapshotData> {
+            // No apply runs while this reads: the records and the applied
+            // id are from one moment.
+            let _applying = applying.lock().unwrap_or_else(PoisonError::into_inner);
+            let applied = meta
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .applied
+                .clone();
             let mut records = Vec::new();
             for key in wal.keys()? {
                 let name = String::from_utf8_lossy(&key).into_owned();
@@ -225,12 +262,16 @@ impl RaftStateMachine<TypeConfig> for WalStateMachine {
         // One atomic batch: the records and the applied id together. Not
         // durable by itself: the Raft log holds the entries, and openraft
         // applies again whatever a crash took.
-        let wal = self.wal.clone();
-        tokio::task::spawn_blocking(move || wal.append_batch(batch, false))
-            .await
-            .map_err(|e| sm_error(ErrorVerb::Write, &e))?
-            .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
-        self.meta().applied = applied;
+        let (wal, meta, applying) = (self.wal.clone(), self.meta.clone(), self.applying.clone());
+        tokio::task::spawn_blocking(move || -> nano_wal::Result<()> {
+            let _applying = applying.lock().unwrap_or_else(PoisonError::into_inner);
+            wal.append_batch(batch, false)?;
+            meta.lock().unwrap_or_else(PoisonError::into_inner).applied = applied;
+            Ok(())
+        })
+        .await
+        .map_err(|e| sm_error(ErrorVerb::Write, &e))?
+        .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
         Ok(out)
     }
 
@@ -259,32 +300,36 @@ impl RaftStateMachine<TypeConfig> for WalStateMachine {
         };
         let wal = self.wal.clone();
         let applied = data.applied.clone();
+        let saved = serde_json::to_vec(&data).map_err(|e| sm_error(ErrorVerb::Write, &e))?;
+        let (applying, meta_shared) = (self.applying.clone(), self.meta.clone());
         tokio::task::spawn_blocking(move || -> Result<(), StorageError<u64>> {
-            // IMPORTANT: the marker is durable before any user key changes;
-            // a crash mid-way opens an empty state machine, never a mix.
+            let _applying = applying.lock().unwrap_or_else(PoisonError::into_inner);
+            // IMPORTANT: the snapshot and then the marker are durable before
+            // any user key changes: a crash mid-way installs it again at
+            // open, never leaving a mix (or an empty state machine whose
+            // log was purged).
+            let s = wal
+                .append_entry(SNAPSHOT_KEY, None, Bytes::from(saved), true)
+                .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
+            wal.purge_before(s)
+                .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
             let marker = Applied {
                 installing: true,
-                ..Applied::default()
+                ..data.applied.clone()
             };
             let (k, h, c) = WalStateMachine::applied_record(&marker)?;
             wal.append_entry(k.as_str(), h, c, true)
                 .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
-            clear_user_keys(&wal)?;
-            let mut batch: Vec<(String, Option<Bytes>, Bytes)> = Vec::new();
-            for (key, contents) in data.records {
-                for c in contents {
-                    batch.push((key.clone(), None, Bytes::from(c)));
-                }
-            }
-            batch.push(WalStateMachine::applied_record(&data.applied)?);
-            wal.append_batch(batch, true)
-                .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
+            replace_user_keys(&wal, data)?;
+            meta_shared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .applied = applied;
             Ok(())
         })
         .await
         .map_err(|e| sm_error(ErrorVerb::Write, &e))??;
         let mut m = self.meta();
-        m.applied = applied;
         m.snapshot = Some((meta.clone(), bytes));
         m.snapshots_installed += 1;
         Ok(())
