@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "tokio")]
+mod async_wal;
 mod cache;
 mod clock;
 mod consumer;
@@ -31,6 +33,8 @@ mod trim;
 mod wal;
 mod watermark;
 
+#[cfg(feature = "tokio")]
+pub use async_wal::{AsyncWal, RecordStream};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use consumer::{CONSUMER_KEY_PREFIX, Consumer};
 pub use entry_ref::{EntryRef, ParseEntryRefError, Record, RecordView};

@@ -278,6 +278,23 @@ impl Wal {
         I: IntoIterator<Item = (K, Option<Bytes>, Bytes)>,
     {
         let gate = self.engine.enter(true)?;
+        let (out, lsn) = self.batch_written(entries)?;
+        if durable && !out.is_empty() {
+            self.engine.journal.make_durable(&self.engine, lsn)?;
+            self.engine.count(Count::DurableRecords, out.len() as u64);
+        }
+        drop(gate);
+        checkpoint::after_append(&self.engine);
+        Ok(out)
+    }
+
+    /// Write a batch, without waiting for durability: the references and
+    /// the journal position that makes them durable.
+    fn batch_written<K, I>(&self, entries: I) -> Result<(Vec<EntryRef>, u64)>
+    where
+        K: Hash + AsRef<[u8]> + Display,
+        I: IntoIterator<Item = (K, Option<Bytes>, Bytes)>,
+    {
         let now = self.engine.config.clock.now_unix_ms();
         let mut groups: Vec<(Arc<KeyLog>, Pending, Vec<usize>)> = Vec::new();
         let mut by_hash: HashMap<u64, usize> = HashMap::new();
@@ -295,18 +312,55 @@ impl Wal {
             count = i + 1;
         }
         if count == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let (out, lsn) = self.write_batch(groups, count, now)?;
         self.engine.count(Count::Batches, 1);
         self.engine.notifier.notify();
-        if durable {
-            self.engine.journal.make_durable(&self.engine, lsn)?;
-            self.engine.count(Count::DurableRecords, out.len() as u64);
-        }
-        drop(gate);
+        Ok((out, lsn))
+    }
+
+    /// A batch written without waiting (the async front): its references
+    /// and the journal position that makes it durable.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn append_batch_unsynced<K, I>(&self, entries: I) -> Result<(Vec<EntryRef>, u64)>
+    where
+        K: Hash + AsRef<[u8]> + Display,
+        I: IntoIterator<Item = (K, Option<Bytes>, Bytes)>,
+    {
+        self.engine.check_writable()?;
+        let written = self.batch_written(entries)?;
         checkpoint::after_append(&self.engine);
-        Ok(out)
+        Ok(written)
+    }
+
+    /// One record written without waiting (the async front): its reference
+    /// and the journal position that makes it durable.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn append_unsynced<K: Hash + AsRef<[u8]> + Display>(
+        &self,
+        key: K,
+        header: Option<Bytes>,
+        content: Bytes,
+    ) -> Result<(EntryRef, u64)> {
+        self.engine.check_writable()?;
+        let record = write_rules::check(key.as_ref(), header.as_deref(), &content)?;
+        let now = self.engine.config.clock.now_unix_ms();
+        let log = self.key_log_for(key.as_ref(), &key)?;
+        let appended = log.append_one(&self.engine, record, now)?;
+        self.engine.notifier.notify();
+        checkpoint::after_append(&self.engine);
+        Ok((appended.entry_ref, appended.lsn))
+    }
+
+    /// Make the journal durable through `lsn` (one fdatasync shared with
+    /// every waiter), for `records` appended without waiting.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn durable_through(&self, lsn: u64, records: usize) -> Result<()> {
+        let _gate = self.engine.enter(false)?;
+        self.engine.journal.make_durable(&self.engine, lsn)?;
+        self.engine.count(Count::DurableRecords, records as u64);
+        Ok(())
     }
 
     /// Write a batch's records, grouped by key, to their segments and then
