@@ -87,7 +87,9 @@ fn fan_out(r: &Result<()>) -> Result<()> {
     }
 }
 
-fn run_syncer(wal: &Wal, syncer: &Syncer) {
+/// The background thread holds the log weakly: once every `AsyncWal` clone
+/// and every other handle is gone, appends still waiting get `Closed`.
+fn run_syncer(wal: &std::sync::Weak<Wal>, syncer: &Syncer) {
     loop {
         let batch = {
             let mut st = syncer.lock();
@@ -101,7 +103,10 @@ fn run_syncer(wal: &Wal, syncer: &Syncer) {
         };
         let target = batch.iter().map(|(lsn, _, _)| *lsn).max().unwrap_or(0);
         let records = batch.iter().map(|(_, n, _)| n).sum();
-        let r = wal.durable_through(target, records);
+        let r = match wal.upgrade() {
+            Some(wal) => wal.durable_through(target, records),
+            None => Err(WalError::Closed),
+        };
         for (_, _, tx) in batch {
             // The future may have been dropped: nobody to tell.
             let _ = tx.send(fan_out(&r));
@@ -116,7 +121,7 @@ impl AsyncWal {
     /// The thread could not be started.
     pub fn new(wal: Arc<Wal>) -> Result<Self> {
         let syncer = Arc::new(Syncer::default());
-        let (w, s) = (wal.clone(), syncer.clone());
+        let (w, s) = (Arc::downgrade(&wal), syncer.clone());
         std::thread::Builder::new()
             .name("nano-wal-async-sync".into())
             .spawn(move || run_syncer(&w, &s))?;
