@@ -10,7 +10,7 @@ use tempfile::TempDir;
 
 use super::args::Scale;
 use super::measure_read;
-use super::systems::{OpenCfg, Res, System, Visitor};
+use super::systems::{Group, OpenCfg, Res, System, Visitor};
 use super::workloads::{Spec, Workload};
 
 /// Descriptors for workloads that do not test the default budget.
@@ -68,6 +68,12 @@ pub fn run<S: System>(w: &Workload, ctx: &Ctx<'_>) -> Res<Vec<f64>> {
         } => measure_read::enumerate::<S>(ctx, size, memory, fastest),
         Spec::Reopen { crashed } => measure_read::reopen::<S>(s, crashed),
         Spec::ManyKeys => measure_read::many_keys::<S>(s),
+        Spec::MultiGroup {
+            threads,
+            groups,
+            entries,
+            size,
+        } => multi_group::<S>(s, (threads, groups, entries, size)),
     }
 }
 
@@ -206,6 +212,69 @@ fn threaded<S: System>(s: &Scale, threads: usize, keys: usize) -> Res<Vec<f64>> 
                     while n < s.per_thread && !(n > 0 && start.elapsed() >= s.budget) {
                         sys.append(key, content, true)?;
                         n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| "append thread panicked")?)
+            .sum::<Res<usize>>()
+    })?;
+    let per_s = rate(total, start.elapsed());
+    sys.close()?;
+    Ok(vec![per_s])
+}
+
+/// Random bytes (xorshift): entries LZ4 cannot shrink.
+fn random_pool(bytes: usize) -> Bytes {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut v = Vec::with_capacity(bytes + 8);
+    while v.len() < bytes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(bytes);
+    Bytes::from(v)
+}
+
+/// Each thread writes synced batches for its own groups until
+/// `per_thread` batches or the budget; entries per second.
+fn multi_group<S: System>(
+    s: &Scale,
+    (threads, groups, entries, size): (usize, usize, usize, usize),
+) -> Res<Vec<f64>> {
+    let dir = tempdir()?;
+    let sys = S::open(dir.path(), &cfg(false))?;
+    let pool = random_pool(1 << 20);
+    let start = Instant::now();
+    let total = thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (sys, pool) = (&sys, &pool);
+                scope.spawn(move || -> Res<usize> {
+                    let mut n = 0;
+                    let mut next_index = 1u64;
+                    let mut at = t * 7919;
+                    while n < s.per_thread && !(n > 0 && start.elapsed() >= s.budget) {
+                        let batch: Vec<Group> = (0..groups)
+                            .map(|g| Group {
+                                id: (t * groups + g) as u64,
+                                first_index: next_index,
+                                entries: (0..entries)
+                                    .map(|_| {
+                                        at = (at + 4099) % (pool.len() - size);
+                                        pool.slice(at..at + size)
+                                    })
+                                    .collect(),
+                            })
+                            .collect();
+                        sys.append_groups(&batch)?;
+                        next_index += entries as u64;
+                        n += groups * entries;
                     }
                     Ok(n)
                 })

@@ -5,6 +5,7 @@ pub mod commitlog;
 pub mod nano;
 pub mod nano05;
 pub mod okaywal;
+pub mod raft_engine;
 pub mod raw;
 pub mod sqlite;
 
@@ -37,6 +38,19 @@ pub enum Kind {
     Reopen,
     /// One non-durable record for each of very many keys.
     ManyKeys,
+    /// Synced batches of entries for several Raft groups at once.
+    MultiGroup,
+}
+
+/// One group's entries in a multi-group batch.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// The group (a key, or a raft-engine region).
+    pub id: u64,
+    /// Raft index of the first entry.
+    pub first_index: u64,
+    /// The entries.
+    pub entries: Vec<Bytes>,
 }
 
 /// How a workload wants the system opened.
@@ -74,6 +88,20 @@ pub trait System: Sized + Sync {
     /// Make everything appended so far durable.
     fn sync(&self) -> Res<()>;
 
+    /// Write several groups' entries as one synced batch (default: one
+    /// durable `append_batch`, group `g` as key `g<g>`).
+    fn append_groups(&self, groups: &[Group]) -> Res<()> {
+        let items: Vec<(String, Bytes)> = groups
+            .iter()
+            .flat_map(|g| {
+                g.entries
+                    .iter()
+                    .map(move |e| (format!("g{}", g.id), e.clone()))
+            })
+            .collect();
+        self.append_batch(&items, true).map(|_| ())
+    }
+
     /// Read one record's content; returns its length after consuming it.
     fn read(&self, r: Self::Ref) -> Res<usize>;
 
@@ -96,13 +124,14 @@ pub fn consume(bytes: &[u8]) -> usize {
 }
 
 /// Every system's name, in table order.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 7] = [
     nano::NAME,
     nano05::NAME,
     okaywal::NAME,
     sqlite::NAME,
     commitlog::NAME,
     raw::NAME,
+    raft_engine::NAME,
 ];
 
 /// Call `f` with the adapter type called `name`.
@@ -114,6 +143,7 @@ pub fn with_system<V: Visitor>(name: &str, v: V) -> Option<V::Out> {
         sqlite::NAME => v.visit::<sqlite::Sqlite>(),
         commitlog::NAME => v.visit::<commitlog::Clog>(),
         raw::NAME => v.visit::<raw::Raw>(),
+        raft_engine::NAME => v.visit::<raft_engine::RaftEngine>(),
         _ => return None,
     })
 }

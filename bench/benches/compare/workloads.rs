@@ -96,6 +96,19 @@ pub enum Spec {
     },
     /// One non-durable record for each of `Scale::many_keys` keys.
     ManyKeys,
+    /// Raft-style writes of many groups: `threads` threads, each writing
+    /// synced batches of `groups` groups × `entries` entries of `size`
+    /// random (incompressible) bytes, raft-engine's stress shape.
+    MultiGroup {
+        /// Threads.
+        threads: usize,
+        /// Groups per batch (each thread its own).
+        groups: usize,
+        /// Entries per group per batch.
+        entries: usize,
+        /// Entry size.
+        size: usize,
+    },
 }
 
 /// One row group of the table.
@@ -111,7 +124,9 @@ impl Workload {
     /// The numbers it reports, in order.
     pub fn metrics(&self) -> &'static [Metric] {
         match self.spec {
-            Spec::Append { .. } | Spec::Threads { .. } => &[RECORDS_PER_S],
+            Spec::Append { .. } | Spec::Threads { .. } | Spec::MultiGroup { .. } => {
+                &[RECORDS_PER_S]
+            }
             Spec::Batch { .. } => &[MS_PER_BATCH],
             Spec::Read { .. } => &[READS_PER_S],
             Spec::Enumerate { memory: false, .. } | Spec::Reopen { .. } => &[MS],
@@ -131,6 +146,7 @@ impl Workload {
             Spec::Enumerate { .. } => Kind::Enumerate,
             Spec::Reopen { .. } => Kind::Reopen,
             Spec::ManyKeys => Kind::ManyKeys,
+            Spec::MultiGroup { .. } => Kind::MultiGroup,
         }
     }
 }
@@ -227,6 +243,15 @@ pub fn all(s: &Scale) -> Vec<Workload> {
     out.push(Workload {
         name: format!("many keys: {} × 1 record", s.many_keys),
         spec: Spec::ManyKeys,
+    });
+    out.push(Workload {
+        name: "multi-group durable: 16 threads × batch of 5 groups × 10 × 1 KiB".into(),
+        spec: Spec::MultiGroup {
+            threads: 16,
+            groups: 5,
+            entries: 10,
+            size: 1024,
+        },
     });
     out
 }

@@ -39,7 +39,9 @@ impl System for Clog {
 
     fn unsupported(kind: Kind) -> Option<&'static str> {
         match kind {
-            Kind::AppendDurable | Kind::BatchDurable | Kind::Threads => Some(NO_FSYNC),
+            Kind::AppendDurable | Kind::BatchDurable | Kind::Threads | Kind::MultiGroup => {
+                Some(NO_FSYNC)
+            }
             _ => None,
         }
     }
