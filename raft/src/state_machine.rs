@@ -76,6 +76,32 @@ impl MemStateMachine {
     }
 }
 
+/// The meta of a state machine's `built`-th snapshot, taken after
+/// `last_applied` (shared by the state machines of this crate).
+pub(crate) fn snapshot_meta(
+    last_applied: Option<LogId<u64>>,
+    membership: StoredMembership<u64, openraft::BasicNode>,
+    built: u64,
+) -> SnapshotMeta<u64, openraft::BasicNode> {
+    let last = last_applied.map_or_else(|| "none".to_owned(), |l| l.to_string());
+    SnapshotMeta {
+        last_log_id: last_applied,
+        last_membership: membership,
+        snapshot_id: format!("{last}-{built}"),
+    }
+}
+
+/// A snapshot of `bytes`.
+pub(crate) fn snapshot_of(
+    meta: SnapshotMeta<u64, openraft::BasicNode>,
+    bytes: Vec<u8>,
+) -> Snapshot<TypeConfig> {
+    Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(bytes)),
+    }
+}
+
 fn snapshot_error(e: &serde_json::Error) -> StorageError<u64> {
     StorageIOError::new(ErrorSubject::Snapshot(None), ErrorVerb::Write, e).into()
 }
@@ -85,23 +111,13 @@ impl RaftSnapshotBuilder<TypeConfig> for MemStateMachine {
         let mut inner = self.lock();
         let bytes = serde_json::to_vec(&inner.data).map_err(|e| snapshot_error(&e))?;
         inner.snapshots_built += 1;
-        let meta = SnapshotMeta {
-            last_log_id: inner.data.last_applied,
-            last_membership: inner.data.last_membership.clone(),
-            snapshot_id: format!(
-                "{}-{}",
-                inner
-                    .data
-                    .last_applied
-                    .map_or_else(|| "none".to_owned(), |l| l.to_string()),
-                inner.snapshots_built
-            ),
-        };
+        let meta = snapshot_meta(
+            inner.data.last_applied,
+            inner.data.last_membership.clone(),
+            inner.snapshots_built,
+        );
         inner.snapshot = Some((meta.clone(), bytes.clone()));
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes)),
-        })
+        Ok(snapshot_of(meta, bytes))
     }
 }
 
@@ -180,9 +196,9 @@ impl RaftStateMachine<TypeConfig> for MemStateMachine {
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
         let inner = self.lock();
-        Ok(inner.snapshot.as_ref().map(|(meta, bytes)| Snapshot {
-            meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(bytes.clone())),
-        }))
+        Ok(inner
+            .snapshot
+            .as_ref()
+            .map(|(meta, bytes)| snapshot_of(meta.clone(), bytes.clone())))
     }
 }

@@ -16,6 +16,7 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::state_machine::{snapshot_meta, snapshot_of};
 use crate::{KEY_PREFIX, Response, TypeConfig};
 
 /// The key of the state machine's own records.
@@ -200,22 +201,13 @@ impl RaftSnapshotBuilder<TypeConfig> for WalStateMachine {
         let bytes = serde_json::to_vec(&data).map_err(|e| sm_error(ErrorVerb::Write, &e))?;
         let mut m = self.meta();
         m.snapshots_built += 1;
-        let meta = SnapshotMeta {
-            last_log_id: data.applied.last_applied,
-            last_membership: data.applied.membership.clone(),
-            snapshot_id: format!(
-                "{}-{}",
-                data.applied
-                    .last_applied
-                    .map_or_else(|| "none".to_owned(), |l| l.to_string()),
-                m.snapshots_built
-            ),
-        };
+        let meta = snapshot_meta(
+            data.applied.last_applied,
+            data.applied.membership.clone(),
+            m.snapshots_built,
+        );
         m.snapshot = Some((meta.clone(), bytes.clone()));
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes)),
-        })
+        Ok(snapshot_of(meta, bytes))
     }
 }
 
@@ -339,9 +331,8 @@ impl RaftStateMachine<TypeConfig> for WalStateMachine {
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<u64>> {
         let m = self.meta();
-        Ok(m.snapshot.as_ref().map(|(meta, bytes)| Snapshot {
-            meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(bytes.clone())),
-        }))
+        Ok(m.snapshot
+            .as_ref()
+            .map(|(meta, bytes)| snapshot_of(meta.clone(), bytes.clone())))
     }
 }
