@@ -47,7 +47,12 @@ pub enum Kind {
 pub struct Group {
     /// The group (a key, or a raft-engine region).
     pub id: u64,
-    /// Raft index of the first entry.
+    /// Raft index of the first entry (raft-engine needs it; keyed logs
+    /// number their records themselves).
+    #[cfg_attr(
+        not(feature = "raft-engine"),
+        expect(dead_code, reason = "read only by the raft-engine peer")
+    )]
     pub first_index: u64,
     /// The entries.
     pub entries: Vec<Bytes>,

@@ -7,7 +7,9 @@
 use std::path::Path;
 
 use bytes::Bytes;
+#[cfg(feature = "raft-engine")]
 use raft::eraftpb::Entry;
+#[cfg(feature = "raft-engine")]
 use raft_engine::{Config, Engine, LogBatch, MessageExt};
 
 use super::{Group, Kind, OpenCfg, Res, System};
@@ -15,14 +17,60 @@ use super::{Group, Kind, OpenCfg, Res, System};
 /// Name in the table.
 pub const NAME: &str = "raft-engine";
 
+#[cfg(feature = "raft-engine")]
 const ONLY: &str = "raft-engine: compared on multi-group Raft writes only";
 
+/// Without the `raft-engine` feature the peer is not built.
+#[cfg(not(feature = "raft-engine"))]
+const NOT_BUILT: &str = "raft-engine: built only with --features raft-engine";
+
+/// Stands in for the engine when the peer is not built.
+#[cfg(not(feature = "raft-engine"))]
+pub struct RaftEngine;
+
+#[cfg(not(feature = "raft-engine"))]
+impl System for RaftEngine {
+    type Ref = (u64, u64);
+    const KEYED: bool = true;
+
+    fn unsupported(_kind: Kind) -> Option<&'static str> {
+        Some(NOT_BUILT)
+    }
+    fn open(_dir: &Path, _cfg: &OpenCfg) -> Res<Self> {
+        Err(NOT_BUILT.into())
+    }
+    fn append(&self, _key: &str, _content: &Bytes, _durable: bool) -> Res<(u64, u64)> {
+        Err(NOT_BUILT.into())
+    }
+    fn append_batch(&self, _items: &[(String, Bytes)], _durable: bool) -> Res<Vec<(u64, u64)>> {
+        Err(NOT_BUILT.into())
+    }
+    fn append_groups(&self, _groups: &[Group]) -> Res<()> {
+        Err(NOT_BUILT.into())
+    }
+    fn sync(&self) -> Res<()> {
+        Err(NOT_BUILT.into())
+    }
+    fn read(&self, _r: (u64, u64)) -> Res<usize> {
+        Err(NOT_BUILT.into())
+    }
+    fn enumerate(&mut self, _key: &str) -> Res<(u64, u64)> {
+        Err(NOT_BUILT.into())
+    }
+    fn close(self) -> Res<()> {
+        Ok(())
+    }
+}
+
 /// The engine.
+#[cfg(feature = "raft-engine")]
 pub struct RaftEngine(Engine);
 
+#[cfg(feature = "raft-engine")]
 #[derive(Clone)]
 struct Typed;
 
+#[cfg(feature = "raft-engine")]
 impl MessageExt for Typed {
     type Entry = Entry;
 
@@ -31,6 +79,7 @@ impl MessageExt for Typed {
     }
 }
 
+#[cfg(feature = "raft-engine")]
 impl System for RaftEngine {
     type Ref = (u64, u64);
     const KEYED: bool = true;
