@@ -42,16 +42,20 @@ struct State {
     commits_since_rewrite: u64,
 }
 
-fn bad_name(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("is empty")
+/// The key holding consumer `name`'s positions, if the name is valid.
+fn storage_key(name: &str) -> Result<String> {
+    let why = if name.is_empty() {
+        "is empty"
     } else if name.len() > 200 {
-        Some("is longer than 200 bytes")
+        "is longer than 200 bytes"
     } else if name.contains('/') {
-        Some("contains '/'")
+        "contains '/'"
     } else {
-        None
-    }
+        return Ok(format!("{CONSUMER_KEY_PREFIX}{name}"));
+    };
+    Err(WalError::InvalidConfig(format!(
+        "consumer name {name:?} {why}"
+    )))
 }
 
 impl Clone for Consumer {
@@ -67,12 +71,7 @@ impl Clone for Consumer {
 
 impl Consumer {
     pub(crate) fn open(wal: &Wal, name: &str) -> Result<Self> {
-        if let Some(why) = bad_name(name) {
-            return Err(WalError::InvalidConfig(format!(
-                "consumer name {name:?} {why}"
-            )));
-        }
-        let storage_key = format!("{CONSUMER_KEY_PREFIX}{name}");
+        let storage_key = storage_key(name)?;
         let mut state = State::default();
         for r in wal.records(&storage_key)? {
             let r = r?;
@@ -224,12 +223,7 @@ impl Wal {
     /// # Errors
     /// As [`Wal::consumer`]; write errors.
     pub fn remove_consumer(&self, name: &str) -> Result<()> {
-        if let Some(why) = bad_name(name) {
-            return Err(WalError::InvalidConfig(format!(
-                "consumer name {name:?} {why}"
-            )));
-        }
-        let key = format!("{CONSUMER_KEY_PREFIX}{name}");
+        let key = storage_key(name)?;
         let first = self.records(&key)?.next().transpose()?;
         match first {
             Some(r) => self.truncate_from(r.entry_ref),

@@ -36,12 +36,10 @@ impl Notifier {
 
     /// Run `poll` until it finds something (`Ok(Some)`), fails, or
     /// `deadline` passes (`Ok(None)`); between polls, sleep until the next
-    /// notification (or `tick`, when set: for sources nothing in this
-    /// process notifies about).
+    /// notification.
     pub fn wait_for<T, E>(
         &self,
         deadline: Option<Instant>,
-        tick: Option<std::time::Duration>,
         mut poll: impl FnMut() -> Result<Option<T>, E>,
     ) -> Result<Option<T>, E> {
         loop {
@@ -59,7 +57,7 @@ impl Notifier {
                 self.waiting.fetch_sub(1, Ordering::SeqCst);
                 return again;
             }
-            let timed_out = self.sleep(seen, deadline, tick);
+            let timed_out = self.sleep(seen, deadline);
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             if timed_out {
                 return poll();
@@ -67,14 +65,9 @@ impl Notifier {
         }
     }
 
-    /// Sleep until the generation moves past `seen`, the deadline passes
-    /// (true) or a tick ends (false).
-    fn sleep(
-        &self,
-        seen: u64,
-        deadline: Option<Instant>,
-        tick: Option<std::time::Duration>,
-    ) -> bool {
+    /// Sleep until the generation moves past `seen` (false) or the
+    /// deadline passes (true).
+    fn sleep(&self, seen: u64, deadline: Option<Instant>) -> bool {
         let mut g = self
             .generation
             .lock()
@@ -85,20 +78,12 @@ impl Notifier {
             if until_deadline.is_some_and(|d| d.is_zero()) {
                 return true;
             }
-            let wait = match (until_deadline, tick) {
-                (Some(d), Some(t)) => d.min(t),
-                (Some(d), None) => d,
-                (None, Some(t)) => t,
-                (None, None) => std::time::Duration::from_secs(3600),
-            };
-            let (next, timeout) = self
+            let wait = until_deadline.unwrap_or(std::time::Duration::from_secs(3600));
+            g = self
                 .woken
                 .wait_timeout(g, wait)
-                .unwrap_or_else(PoisonError::into_inner);
-            g = next;
-            if timeout.timed_out() && tick.is_some_and(|t| wait == t) {
-                return false;
-            }
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
         false
     }
@@ -116,7 +101,7 @@ mod tests {
         let n = Arc::new(Notifier::default());
         let flag = Arc::new(AtomicBool::new(false));
         let deadline = Some(Instant::now() + Duration::from_millis(20));
-        let r: Result<Option<()>, ()> = n.wait_for(deadline, None, || Ok(None));
+        let r: Result<Option<()>, ()> = n.wait_for(deadline, || Ok(None));
         assert_eq!(r, Ok(None), "timed out");
         let (n2, f2) = (n.clone(), flag.clone());
         let t = std::thread::spawn(move || {
@@ -125,7 +110,7 @@ mod tests {
             n2.notify();
         });
         let r: Result<Option<u8>, ()> =
-            n.wait_for(None, None, || Ok(flag.load(Ordering::Acquire).then_some(7)));
+            n.wait_for(None, || Ok(flag.load(Ordering::Acquire).then_some(7)));
         assert_eq!(r, Ok(Some(7)));
         t.join().expect("notifier thread");
     }

@@ -111,15 +111,30 @@ impl Subscription {
     }
 
     fn wait(&mut self, deadline: Option<Instant>) -> Result<Option<Record>> {
-        let engine = self.engine.clone();
-        let tick = self.poll_interval;
-        engine.notifier.wait_for(deadline, tick, || {
-            engine.check_open()?;
-            if tick.is_some() {
-                engine.refresh()?;
+        let Some(tick) = self.poll_interval else {
+            // Appends in this process wake it.
+            let engine = self.engine.clone();
+            return engine.notifier.wait_for(deadline, || {
+                engine.check_open()?;
+                self.poll()
+            });
+        };
+        // A read-only handle: nothing in this process appends, so look at
+        // the directory again once per tick.
+        loop {
+            self.engine.check_open()?;
+            self.engine.refresh()?;
+            if let Some(record) = self.poll()? {
+                return Ok(Some(record));
             }
-            self.poll()
-        })
+            let now = Instant::now();
+            let nap = match deadline {
+                Some(d) if d <= now => return Ok(None),
+                Some(d) => tick.min(d - now),
+                None => tick,
+            };
+            std::thread::sleep(nap);
+        }
     }
 
     /// The key's segments from `sequence` on (none for an unknown key).

@@ -652,14 +652,14 @@ impl Wal {
         // could be another writer's lock file by then.
         doomed.push(dir.join(LOCK_FILE_NAME));
         // No trim: the files are about to be removed.
-        self.drop_files();
+        drop_files(&self.engine);
         let mut removed = Ok(());
         for path in &doomed {
             if let Err(e) = remove_if_present(&**storage, path) {
                 removed = removed.and(Err(io_at(path, "remove", e)));
             }
         }
-        self.unlock();
+        unlock(&self.owner.lock);
         removed?;
         match storage.remove_dir(dir) {
             Ok(()) => Ok(()),
@@ -703,16 +703,6 @@ impl Wal {
             Ok(owner) => release(&owner.engine, &owner.lock, true),
             Err(_) => Ok(()),
         }
-    }
-
-    /// Close every file handle and forget the key table (after `close`).
-    fn drop_files(&self) {
-        drop_files(&self.engine);
-    }
-
-    /// Release the directory's lock.
-    fn unlock(&self) {
-        unlock(&self.owner.lock);
     }
 }
 

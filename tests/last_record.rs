@@ -5,12 +5,11 @@
 use bytes::Bytes;
 use nano_wal::Wal;
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+mod common;
 
-/// Records of about 1 KiB, so a few fill a 4 KiB segment.
-fn padded(text: &str) -> Bytes {
-    Bytes::from(format!("{text:.<1000}"))
-}
+use common::padded::padded;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 #[test]
 fn the_newest_record_of_a_key_after_appends_batches_and_reopening() -> TestResult {

@@ -5,27 +5,13 @@
 
 use std::ops::ControlFlow;
 
-use bytes::Bytes;
-use nano_wal::{EntryRef, Wal, WalError};
+use nano_wal::{Wal, WalError};
+
+mod common;
+
+use common::padded::{contents, fill, padded, unpad};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Records of about 1 KiB, so a few fill a 4 KiB segment.
-fn padded(text: &str) -> Bytes {
-    Bytes::from(format!("{text:.<1000}"))
-}
-
-fn unpad(content: &[u8]) -> String {
-    String::from_utf8_lossy(content)
-        .trim_end_matches('.')
-        .to_owned()
-}
-
-fn contents(wal: &Wal, key: &str) -> Result<Vec<String>, WalError> {
-    wal.records(key)?
-        .map(|r| r.map(|r| unpad(&r.content)))
-        .collect()
-}
 
 /// What every read API sees of `key`: they must agree.
 fn every_view(wal: &Wal, key: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
@@ -46,12 +32,6 @@ fn segment_files(dir: &std::path::Path) -> Result<usize, std::io::Error> {
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with("log-"))
         .count())
-}
-
-fn fill(wal: &Wal, key: &str, n: usize) -> Result<Vec<EntryRef>, WalError> {
-    (0..n)
-        .map(|i| wal.append_entry(key, None, padded(&format!("r{i}")), false))
-        .collect()
 }
 
 fn tail(from: usize, n: usize) -> Vec<String> {

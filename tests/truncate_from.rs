@@ -6,34 +6,15 @@
 use bytes::Bytes;
 use nano_wal::{EntryRef, Wal, WalError};
 
+mod common;
+
+use common::padded::{contents, fill, padded, unpad};
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Records of about 1 KiB, so a few fill a 4 KiB segment.
-fn padded(text: &str) -> Bytes {
-    Bytes::from(format!("{text:.<1000}"))
-}
-
-fn unpad(content: &[u8]) -> String {
-    String::from_utf8_lossy(content)
-        .trim_end_matches('.')
-        .to_owned()
-}
-
-fn contents(wal: &Wal, key: &str) -> Result<Vec<String>, WalError> {
-    wal.records(key)?
-        .map(|r| r.map(|r| unpad(&r.content)))
-        .collect()
-}
 
 fn open(dir: &std::path::Path) -> Result<Wal, WalError> {
     // Small segments: ten records span several of them.
     Wal::builder(dir).max_segment_bytes(4096).open()
-}
-
-fn fill(wal: &Wal, key: &str, n: usize) -> Result<Vec<EntryRef>, WalError> {
-    (0..n)
-        .map(|i| wal.append_entry(key, None, padded(&format!("r{i}")), false))
-        .collect()
 }
 
 fn expected(n: usize) -> Vec<String> {
