@@ -58,6 +58,17 @@ fn storage_key(name: &str) -> Result<String> {
     )))
 }
 
+/// A position must be a record of its key.
+fn check_position(key: &[u8], entry_ref: EntryRef) -> Result<()> {
+    if entry_ref.key_hash == crate::key::key_hash(key) {
+        return Ok(());
+    }
+    Err(WalError::EntryNotFound(format!(
+        "{entry_ref}: not a record of key {}",
+        String::from_utf8_lossy(key)
+    )))
+}
+
 impl Clone for Consumer {
     fn clone(&self) -> Self {
         Self {
@@ -125,12 +136,7 @@ impl Consumer {
     /// write errors.
     pub fn commit<K: AsRef<[u8]>>(&self, key: K, entry_ref: EntryRef) -> Result<()> {
         let key = key.as_ref();
-        if entry_ref.key_hash != crate::key::key_hash(key) {
-            return Err(WalError::EntryNotFound(format!(
-                "{entry_ref}: not a record of key {}",
-                String::from_utf8_lossy(key)
-            )));
-        }
+        check_position(key, entry_ref)?;
         let mut st = self.state();
         self.wal.append_entry(
             self.storage_key.as_str(),
@@ -140,6 +146,44 @@ impl Consumer {
         )?;
         st.positions.insert(key.to_vec(), entry_ref);
         st.commits_since_rewrite += 1;
+        if st.commits_since_rewrite >= COMMITS_PER_REWRITE {
+            self.rewrite(&mut st)?;
+        }
+        Ok(())
+    }
+
+    /// Durably record several positions at once, as one atomic batch (one
+    /// fsync, shared with other writers): every position is committed or,
+    /// after a crash, none is. Later pairs for the same key win.
+    ///
+    /// # Errors
+    /// As [`Consumer::commit`]; on an error no position is changed.
+    pub fn commit_all<K, I>(&self, positions: I) -> Result<()>
+    where
+        K: AsRef<[u8]>,
+        I: IntoIterator<Item = (K, EntryRef)>,
+    {
+        let positions: Vec<(Vec<u8>, EntryRef)> = positions
+            .into_iter()
+            .map(|(k, r)| (k.as_ref().to_vec(), r))
+            .collect();
+        for (key, entry_ref) in &positions {
+            check_position(key, *entry_ref)?;
+        }
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.state();
+        let batch = positions.iter().map(|(k, r)| {
+            (
+                self.storage_key.as_str(),
+                Some(Bytes::copy_from_slice(k)),
+                Bytes::from(r.to_string()),
+            )
+        });
+        self.wal.append_batch(batch, true)?;
+        st.commits_since_rewrite += positions.len() as u64;
+        st.positions.extend(positions);
         if st.commits_since_rewrite >= COMMITS_PER_REWRITE {
             self.rewrite(&mut st)?;
         }

@@ -11,6 +11,10 @@ use crate::key::key_hash;
 use crate::recovery::corrupted;
 use crate::segment::Segment;
 
+/// How often a read-only handle looks for records another process
+/// appended, unless told otherwise.
+pub(crate) const READ_ONLY_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Where a subscription reads next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Position {
@@ -68,7 +72,7 @@ impl Subscription {
                 }
             }
         };
-        let poll_interval = engine.is_read_only().then_some(Duration::from_millis(100));
+        let poll_interval = engine.is_read_only().then_some(READ_ONLY_POLL_INTERVAL);
         Ok(Self {
             engine,
             key: key.to_vec(),
@@ -111,30 +115,8 @@ impl Subscription {
     }
 
     fn wait(&mut self, deadline: Option<Instant>) -> Result<Option<Record>> {
-        let Some(tick) = self.poll_interval else {
-            // Appends in this process wake it.
-            let engine = self.engine.clone();
-            return engine.notifier.wait_for(deadline, || {
-                engine.check_open()?;
-                self.poll()
-            });
-        };
-        // A read-only handle: nothing in this process appends, so look at
-        // the directory again once per tick.
-        loop {
-            self.engine.check_open()?;
-            self.engine.refresh()?;
-            if let Some(record) = self.poll()? {
-                return Ok(Some(record));
-            }
-            let now = Instant::now();
-            let nap = match deadline {
-                Some(d) if d <= now => return Ok(None),
-                Some(d) => tick.min(d - now),
-                None => tick,
-            };
-            std::thread::sleep(nap);
-        }
+        let engine = self.engine.clone();
+        wait_on(&engine, deadline, self.poll_interval, || self.poll())
     }
 
     /// The key's segments from `sequence` on (none for an unknown key).
@@ -238,5 +220,39 @@ impl Iterator for Subscription {
             Ok(None) | Err(WalError::Closed) => None,
             Err(e) => Some(Err(e)),
         }
+    }
+}
+
+/// Run `poll` until it finds something (`Ok(Some)`), fails, or `deadline`
+/// passes (`Ok(None)`). Without a `tick` (a writable handle), sleep between
+/// polls until an append in this process wakes it; with one (a read-only
+/// handle, where nothing in this process appends), look at the directory
+/// again once per tick. A closed handle ends the wait with
+/// [`WalError::Closed`].
+pub(crate) fn wait_on<T>(
+    engine: &Engine,
+    deadline: Option<Instant>,
+    tick: Option<Duration>,
+    mut poll: impl FnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    let Some(tick) = tick else {
+        return engine.notifier.wait_for(deadline, || {
+            engine.check_open()?;
+            poll()
+        });
+    };
+    loop {
+        engine.check_open()?;
+        engine.refresh()?;
+        if let Some(found) = poll()? {
+            return Ok(Some(found));
+        }
+        let now = Instant::now();
+        let nap = match deadline {
+            Some(d) if d <= now => return Ok(None),
+            Some(d) => tick.min(d - now),
+            None => tick,
+        };
+        std::thread::sleep(nap);
     }
 }

@@ -138,3 +138,35 @@ fn bad_names_and_foreign_references_are_refused() -> TestResult {
     ));
     Ok(())
 }
+
+#[test]
+fn commit_all_commits_every_position_in_one_batch_or_none() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let (orders, users) = {
+        let wal = Wal::builder(tmp.path()).open()?;
+        let orders = fill(&wal, "orders", 5)?;
+        let users = fill(&wal, "users", 5)?;
+        let export = wal.consumer("export")?;
+        export.commit_all([
+            ("orders", orders[1]),
+            ("users", users[3]),
+            ("orders", orders[2]),
+        ])?;
+        assert_eq!(
+            export.position("orders"),
+            Some(orders[2]),
+            "the later pair wins"
+        );
+        // A foreign reference refuses the whole batch: nothing changes.
+        let err = export.commit_all([("orders", orders[4]), ("users", orders[0])]);
+        assert!(matches!(err, Err(WalError::EntryNotFound(_))), "{err:?}");
+        assert_eq!(export.position("orders"), Some(orders[2]));
+        export.commit_all(Vec::<(&str, EntryRef)>::new())?;
+        (orders, users) // crash: no close
+    };
+    let wal = Wal::builder(tmp.path()).open()?;
+    let export = wal.consumer("export")?;
+    assert_eq!(export.position("orders"), Some(orders[2]));
+    assert_eq!(export.position("users"), Some(users[3]));
+    Ok(())
+}

@@ -1,10 +1,11 @@
 //! `nano-wal`: look into, check, compact and load-test nano-wal directories.
 //!
 //! The logic lives in [`nano_wal::inspect`]; this binary parses arguments and
-//! prints. Every command but `compact` (without `--dry-run`) and `bench`
-//! opens the directory read-only, so it works next to a running writer.
+//! prints. Every command but `compact` (without `--dry-run`), `bench` and
+//! `export --cursor` opens the directory read-only, so it works next to a running writer.
 
 mod bench;
+mod export;
 mod show;
 
 use std::error::Error;
@@ -25,12 +26,12 @@ use crate::show::{Encoding, ms_to_rfc3339_secs, now_unix_ms};
 /// Exit code when `verify` finds corruption (other failures exit with 1).
 const EXIT_CORRUPTION: u8 = 3;
 
-type CliResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+pub(crate) type CliResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 /// Inspect, verify, compact and load-test nano-wal directories.
 ///
-/// Every command except `compact` without --dry-run and `bench` opens the
-/// directory read-only: it never takes the writer lock and changes nothing,
+/// Every command except `compact` without --dry-run, `bench` and `export
+/// --cursor` opens the directory read-only: it never takes the writer lock and changes nothing,
 /// so it can run next to the process that writes the directory.
 ///
 /// Give every command the application's retention settings if they are not
@@ -123,6 +124,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Encoding::Utf8)]
         format: Encoding,
     },
+    /// Export records into another system (NATS JetStream).
+    Export {
+        #[command(subcommand)]
+        target: export::ExportTarget,
+    },
     /// Print one record, with its header.
     Get {
         /// The WAL directory.
@@ -166,7 +172,7 @@ enum Command {
 /// them, `stats` shows expiry by them, and opening uses them to tell the
 /// leftovers of an interrupted compaction (expired) from a missing segment.
 #[derive(Debug, Args)]
-struct RetentionArgs {
+pub(crate) struct RetentionArgs {
     /// How long records are kept, in seconds (as `WalOptions::entry_retention`)
     #[arg(long, global = true, value_name = "SECS",
           default_value_t = WalOptions::default().entry_retention.as_secs())]
@@ -287,6 +293,7 @@ fn run(command: Command, retention: &RetentionArgs, out: &mut dyn Write) -> CliR
             compaction(&plan, dry_run, out)?;
         }
         Command::Bench(args) => bench::run(&args, retention.options()?, out)?,
+        Command::Export { target } => export::run(target, retention, out)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,7 +4,8 @@ use super::Wal;
 use crate::entry_ref::{EntryRef, Record};
 use crate::error::Result;
 use crate::key::key_hash;
-use crate::subscribe::Subscription;
+use crate::subscribe::{READ_ONLY_POLL_INTERVAL, Subscription, wait_on};
+use std::time::{Duration, Instant};
 
 impl Wal {
     /// Durably remove the record `entry_ref` names and every later record
@@ -105,6 +106,45 @@ impl Wal {
     ) -> Result<Subscription> {
         self.engine.check_open()?;
         Subscription::new(self.engine.clone(), key.as_ref(), Some(entry_ref), true)
+    }
+
+    /// Wait for records to arrive, on any key: run `poll` (your check, for
+    /// example draining several [`Subscription`]s with `try_next`) until it
+    /// returns `Ok(Some(_))` or an error, or `timeout` passes (`Ok(None)`).
+    ///
+    /// Between two polls it sleeps until an append through any handle of
+    /// this process wakes it, without polling on a timer; a wake-up that
+    /// comes while `poll` runs is not lost. On a read-only handle it calls
+    /// [`Wal::refresh`] and polls every 100 ms instead.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let wal = nano_wal::Wal::builder(dir.path()).open()?;
+    /// let mut a = wal.subscribe("a", None)?;
+    /// let mut b = wal.subscribe("b", None)?;
+    /// wal.append_entry("b", None, bytes::Bytes::from("hello"), false)?;
+    /// let got = wal.wait_until(Duration::from_secs(5), || {
+    ///     Ok(a.try_next()?.or(b.try_next()?))
+    /// })?;
+    /// assert_eq!(got.map(|r| r.content), Some("hello".into()));
+    /// # Ok::<(), nano_wal::WalError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`WalError::Closed`](crate::WalError::Closed) once the handle is
+    /// closed; whatever `poll` returns; on a read-only handle, errors of
+    /// [`Wal::refresh`].
+    pub fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        poll: impl FnMut() -> Result<Option<T>>,
+    ) -> Result<Option<T>> {
+        let tick = self
+            .engine
+            .is_read_only()
+            .then_some(READ_ONLY_POLL_INTERVAL);
+        wait_on(&self.engine, Some(Instant::now() + timeout), tick, poll)
     }
 
     /// On a read-only handle, look at the directory again: records, segments
