@@ -27,8 +27,13 @@ pub enum ExportTarget {
     /// Nano-Wal-Timestamp-Ms; the content is the payload. The stream is
     /// created (subjects PREFIX.>) if missing.
     ///
-    /// A restart resumes after the stream's last message of each key (and,
-    /// with --cursor, after the cursor's position, if later). Without
+    /// Each message expects the stream sequence of the one before it, so
+    /// the stream holds every key's records in order without a gap, and a
+    /// restart resumes after the stream's last message of each key (and,
+    /// with --cursor, after the cursor's position, if later). The stream
+    /// must have no other subject than PREFIX.>. With the writer lock
+    /// (--cursor), each batch is made durable in the log before it is
+    /// published. Without
     /// --cursor the directory is opened read-only, so the export can
     /// follow a writer in another process; with --cursor the positions are
     /// committed into the log, which needs the writer lock.
@@ -129,13 +134,16 @@ pub fn run(target: ExportTarget, retention: &RetentionArgs, out: &mut dyn Write)
     }
     let secs = started.elapsed().as_secs_f64();
     let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let resyncs = match report.resyncs {
+        0 => String::new(),
+        n => format!(" (read the stream again {})", plural(n, "time", "times")),
+    };
     writeln!(
         out,
-        "exported {} of {} to stream {} in {secs:.2} s ({} already there)",
+        "exported {} of {} to stream {} in {secs:.2} s{resyncs}",
         plural(report.published, "record", "records"),
         plural(report.keys as u64, "key", "keys"),
         args.stream,
-        report.duplicates
     )?;
     Ok(())
 }

@@ -81,10 +81,9 @@ async fn sigkill_mid_export_then_restart_stores_every_record_once() -> TestResul
         let seen = until_stored(&client, kill_at).await?;
         child.kill()?; // SIGKILL
         child.wait()?;
-        let after = stored(&client).await?;
         assert!(
-            seen >= kill_at && after < total,
-            "killed mid-export: {seen}..{after} of {total}"
+            seen >= kill_at && seen < total,
+            "killed mid-export: {seen} of {total} stored when the kill was sent"
         );
     }
     let summary = finish(spawn_export(tmp.path(), &server.url(), &args)?)?;

@@ -23,8 +23,8 @@ pub enum ExportError {
         #[source]
         source: async_nats::Error,
     },
-    /// The stream exists but cannot hold this export (its subjects do not
-    /// cover the prefix).
+    /// The stream exists but cannot hold this export (its subjects are not
+    /// exactly `PREFIX.>`, or it is sealed).
     #[error("stream {stream}: {why}")]
     Stream {
         /// The stream's name.
@@ -32,9 +32,11 @@ pub enum ExportError {
         /// What does not fit.
         why: String,
     },
-    /// JetStream did not acknowledge a record. Records of the same key
-    /// that JetStream stored after it were deleted from the stream again,
-    /// so the stream still holds, per key, records in order without a gap.
+    /// JetStream did not store a record (refused it, or its
+    /// acknowledgement did not come). No later record of the batch was
+    /// stored either (the chain of expected sequences), so the stream still
+    /// holds, per key, records in order without a gap; a new run resumes
+    /// from what it holds.
     #[error("publishing record {entry_ref} of key {key:?}")]
     Publish {
         /// The record's key (lossy UTF-8).
@@ -44,6 +46,32 @@ pub enum ExportError {
         /// JetStream's error.
         #[source]
         source: async_nats::Error,
+    },
+    /// JetStream dropped a record as a duplicate (its `Nats-Msg-Id` is in
+    /// the stream's duplicate window) although the stream does not hold it
+    /// after the key's last message, three times in a row: a message of
+    /// this export was deleted from the stream, or another publisher used
+    /// its id. Publishing it again works once the window has passed.
+    #[error(
+        "record {entry_ref} of key {key:?} is in stream's duplicate window (sequence {sequence}) but not in the stream after the key's last message"
+    )]
+    Duplicate {
+        /// The record's key (lossy UTF-8).
+        key: String,
+        /// The record.
+        entry_ref: EntryRef,
+        /// The stream sequence JetStream named.
+        sequence: u64,
+    },
+    /// A key's subject would be longer than a NATS server accepts.
+    #[error("key {key:?}: its subject takes {bytes} bytes; at most {max} are exported")]
+    SubjectTooLong {
+        /// The key (lossy UTF-8).
+        key: String,
+        /// The subject's length, in bytes.
+        bytes: usize,
+        /// The limit, in bytes.
+        max: usize,
     },
     /// A record is larger than the server accepts in one message.
     #[error(

@@ -1,32 +1,41 @@
 //! [`Exporter`]: the export loop.
 //!
-//! Per key the stream always holds a prefix of the key's records, in order
-//! and without a gap: records are published in order, and if JetStream
-//! refuses one, the key's later records it did store are deleted again
-//! before the export stops. So the stream's last message for a key says
-//! how far the key was exported, whatever happened to the exporter, and a
-//! restart resumes after the later of that message and the cursor. A
-//! record published again (the exporter died between publishing and
-//! learning that it was stored) carries the same `Nats-Msg-Id`, which the
-//! stream's duplicate window drops.
+//! The stream is the record of what was exported: per key it holds the
+//! key's records in order and without a gap (a chain of expected
+//! sequences, [`crate::publish`]), so the stream's last message of a key
+//! says how far the key was exported, whatever happened to the exporter.
+//! Each run, and each time the chain breaks, the exporter reads the
+//! stream again and resumes every key after the later of that message and
+//! the cursor's position.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::PublishAckFuture, stream::Stream};
+use std::time::Instant;
+
+use async_nats::jetstream::{self, context::ContextBuilder, stream::Stream};
 use nano_wal::{CONSUMER_KEY_PREFIX, Consumer, EntryRef, Record, Subscription, Wal, WalError};
 use tokio::runtime::RuntimeFlavor;
 
 use crate::config::ExportConfig;
 use crate::error::ExportError;
-use crate::message::{message_size, publish_of};
+use crate::publish::{Chain, Ending, Message};
 use crate::stream::{last_exported, open_stream};
-use crate::subject::subject_of_key;
+use crate::subject::{MAX_SUBJECT_BYTES, subject_of_key};
 
 /// How long one blocking wait for new records lasts before the stop flag
 /// and new keys are looked at again.
 const WAIT_SLICE: Duration = Duration::from_millis(250);
+
+/// How often a read-only handle looks for the writer's new records when
+/// the exporter runs on a current-thread runtime.
+const READ_ONLY_TICK: Duration = Duration::from_millis(100);
+
+/// Resyncs in a row without a stored message before the export gives up
+/// (another publisher keeps moving the stream, or a record's
+/// `Nats-Msg-Id` is in the duplicate window but not in the stream).
+const MAX_FRUITLESS_RESYNCS: u32 = 3;
 
 /// What an export did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,9 +43,9 @@ const WAIT_SLICE: Duration = Duration::from_millis(250);
 pub struct ExportReport {
     /// Records JetStream stored.
     pub published: u64,
-    /// Records JetStream already held (published again after a restart,
-    /// dropped by the duplicate window).
-    pub duplicates: u64,
+    /// Times the exporter read the stream again because the chain broke
+    /// (a message of an earlier run, or of another publisher, came first).
+    pub resyncs: u64,
     /// Keys followed.
     pub keys: usize,
 }
@@ -73,6 +82,12 @@ pub struct Exporter<'w> {
     next_feed: usize,
     max_payload: usize,
     report: ExportReport,
+    chain: Chain,
+    /// When keys were last looked for (exporting every key).
+    discovered_at: Instant,
+    /// When a read-only handle last looked at the directory (current-thread
+    /// runtimes).
+    refreshed_at: Instant,
 }
 
 /// The keys an export of every key follows: all but the log's own
@@ -98,7 +113,7 @@ impl<'w> Exporter<'w> {
     ///
     /// # Errors
     /// A bad configuration; a cursor on a read-only handle; a stream that
-    /// cannot be created or whose subjects do not cover the prefix; the
+    /// cannot be created, or whose subjects are not exactly `PREFIX.>`; the
     /// server's errors.
     pub async fn new(
         wal: &'w Wal,
@@ -119,7 +134,12 @@ impl<'w> Exporter<'w> {
             None => None,
         };
         let max_payload = client.server_info().max_payload;
-        let js = jetstream::new(client);
+        // One ack permit per message in flight: the batch is published
+        // before any acknowledgement is awaited.
+        let js = ContextBuilder::new()
+            .max_ack_inflight(config.max_in_flight)
+            .backpressure_on_inflight(true)
+            .build(client);
         let stream = open_stream(&js, &config).await?;
         Ok(Self {
             wal,
@@ -132,20 +152,36 @@ impl<'w> Exporter<'w> {
             next_feed: 0,
             max_payload,
             report: ExportReport::default(),
+            chain: Chain::after(0),
+            discovered_at: Instant::now(),
+            refreshed_at: Instant::now(),
         })
     }
 
     /// Export until every key is exported (or, with `follow`, until `stop`
-    /// is set; it is looked at least every 250 ms). On a multi-thread
-    /// runtime a follower sleeps until an append wakes it; on a
-    /// current-thread runtime it looks every 10 ms.
+    /// is set; it is looked at between batches and at least every 250 ms
+    /// while idle). On a multi-thread runtime a follower sleeps until an
+    /// append wakes it; on a current-thread runtime it looks every 10 ms
+    /// (a read-only handle refreshes every 100 ms).
+    ///
+    /// With a writable handle, each batch is made durable (one shared
+    /// fdatasync, [`Wal::sync`]) before it is published, so the stream never
+    /// holds a record a power loss could take from the log. A read-only
+    /// handle cannot do that: it exports what the writer has written.
+    ///
+    /// Each call starts from what the stream and the cursor hold, so calling
+    /// it again after an error is safe.
     ///
     /// # Errors
     /// See [`ExportError`]; what was acknowledged before an error stays
     /// exported, and its positions are committed.
     pub async fn run(&mut self, stop: &AtomicBool) -> Result<ExportReport, ExportError> {
-        self.discover().await?;
+        self.resync().await?;
+        let mut fruitless = 0;
         while !stop.load(Ordering::Relaxed) {
+            if self.config.keys.is_empty() && self.discovered_at.elapsed() >= WAIT_SLICE {
+                self.discover().await?;
+            }
             let mut batch = self.collect()?;
             if batch.is_empty() {
                 if !self.config.follow {
@@ -157,9 +193,33 @@ impl<'w> Exporter<'w> {
                     continue;
                 }
             }
-            self.publish(batch).await?;
+            match self.publish(&batch).await? {
+                None => fruitless = 0,
+                Some(why) => {
+                    fruitless += 1;
+                    if fruitless >= MAX_FRUITLESS_RESYNCS {
+                        return Err(why);
+                    }
+                    self.report.resyncs += 1;
+                    self.resync().await?;
+                }
+            }
         }
         Ok(self.report.clone())
+    }
+
+    /// Forget every key's position and read the stream again: its last
+    /// sequence (where the chain goes on) and each key's last message.
+    async fn resync(&mut self) -> Result<(), ExportError> {
+        let info =
+            self.stream.info().await.map_err(|e| {
+                ExportError::nats(format!("stream {}'s state", self.config.stream), e)
+            })?;
+        self.chain = Chain::after(info.state.last_sequence);
+        self.feeds.clear();
+        self.known.clear();
+        self.next_feed = 0;
+        self.discover().await
     }
 
     /// The report so far.
@@ -180,7 +240,8 @@ impl<'w> Exporter<'w> {
                 self.feeds.push(feed);
             }
         }
-        self.report.keys = self.feeds.len();
+        self.report.keys = self.report.keys.max(self.feeds.len());
+        self.discovered_at = Instant::now();
         Ok(())
     }
 
@@ -188,6 +249,13 @@ impl<'w> Exporter<'w> {
     /// cursor's position and the stream's last message.
     async fn open_feed(&self, key: Vec<u8>) -> Result<Feed, ExportError> {
         let subject = subject_of_key(&self.config.subject_prefix, &key);
+        if subject.len() > MAX_SUBJECT_BYTES {
+            return Err(ExportError::SubjectTooLong {
+                key: lossy(&key),
+                bytes: subject.len(),
+                max: MAX_SUBJECT_BYTES,
+            });
+        }
         let committed = self.cursor.as_ref().and_then(|c| c.position(&key));
         let in_stream = last_exported(&self.stream, &self.config, &subject).await?;
         let resume = match (committed, in_stream) {
@@ -253,6 +321,10 @@ impl<'w> Exporter<'w> {
             .is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
         if !multi_thread {
             tokio::time::sleep(Duration::from_millis(10)).await;
+            if self.wal.is_read_only() && self.refreshed_at.elapsed() >= READ_ONLY_TICK {
+                self.wal.refresh()?;
+                self.refreshed_at = Instant::now();
+            }
             return self.collect();
         }
         let wal = self.wal;
@@ -272,102 +344,33 @@ impl<'w> Exporter<'w> {
         .map_err(ExportError::from)
     }
 
-    /// Publish a batch, await every acknowledgement in order, commit the
-    /// acknowledged positions; on a refusal keep each key's stored
-    /// messages gap-free (see the module's documentation) and stop.
-    async fn publish(&mut self, batch: Vec<Outgoing>) -> Result<(), ExportError> {
-        let mut pending: Vec<(usize, EntryRef, Option<PublishAckFuture>)> = Vec::new();
-        let mut first_error: Option<ExportError> = None;
-        for out in &batch {
-            let feed = &self.feeds[out.feed];
-            let size = message_size(&out.record);
-            if size > self.max_payload {
-                first_error = Some(ExportError::RecordTooLarge {
-                    key: lossy(&feed.key),
-                    entry_ref: out.record.entry_ref,
-                    size,
-                    max: self.max_payload,
-                });
-                break;
-            }
-            match self
-                .js
-                .send_publish(feed.subject.clone(), publish_of(&out.record))
-                .await
-            {
-                Ok(ack) => pending.push((out.feed, out.record.entry_ref, Some(ack))),
-                Err(e) => {
-                    pending.push((out.feed, out.record.entry_ref, None));
-                    first_error = Some(self.publish_error(out.feed, out.record.entry_ref, e));
-                    break;
-                }
-            }
+    /// Make the batch durable (a writable handle), publish it as one
+    /// chain, commit what was stored; `Some(why)` if the chain broke and
+    /// the stream must be read again.
+    async fn publish(&mut self, batch: &[Outgoing]) -> Result<Option<ExportError>, ExportError> {
+        if !self.wal.is_read_only() {
+            self.wal.sync()?;
         }
-        let outcome = self.settle(pending).await;
-        self.commit(&outcome.positions)?;
-        match first_error.or(outcome.error) {
-            Some(e) => Err(e),
-            None => Ok(()),
+        let messages: Vec<Message<'_>> = batch
+            .iter()
+            .map(|out| Message {
+                feed: out.feed,
+                key: &self.feeds[out.feed].key,
+                subject: &self.feeds[out.feed].subject,
+                record: &out.record,
+            })
+            .collect();
+        let settled = self
+            .chain
+            .publish(&self.js, &messages, self.max_payload)
+            .await;
+        self.report.published += settled.stored;
+        self.commit(&settled.positions)?;
+        match settled.ending {
+            Ending::Complete => Ok(None),
+            Ending::Broken { why } => Ok(Some(why)),
+            Ending::Failed(e) => Err(e),
         }
-    }
-
-    fn publish_error(
-        &self,
-        feed: usize,
-        entry_ref: EntryRef,
-        e: impl Into<async_nats::Error>,
-    ) -> ExportError {
-        ExportError::Publish {
-            key: lossy(&self.feeds[feed].key),
-            entry_ref,
-            source: e.into(),
-        }
-    }
-
-    /// Await the acknowledgements in order. Per feed, positions advance
-    /// while every acknowledgement succeeds; after a feed's first failure,
-    /// its later messages that JetStream stored are deleted.
-    async fn settle(
-        &mut self,
-        pending: Vec<(usize, EntryRef, Option<PublishAckFuture>)>,
-    ) -> Settled {
-        let mut settled = Settled::default();
-        let mut failed: HashSet<usize> = HashSet::new();
-        for (feed, entry_ref, ack) in pending {
-            let result = match ack {
-                Some(ack) => ack.await.map_err(async_nats::Error::from),
-                None => Err("not sent".into()),
-            };
-            match result {
-                Ok(ack) if failed.contains(&feed) => {
-                    if !ack.duplicate {
-                        // A message stored after its key's refused one:
-                        // delete it, so no gap precedes it in the stream.
-                        if let Err(e) = self.stream.delete_message(ack.sequence).await {
-                            settled.error.get_or_insert(ExportError::nats(
-                                format!("deleting message {} after a refused one", ack.sequence),
-                                e,
-                            ));
-                        }
-                    }
-                }
-                Ok(ack) => {
-                    if ack.duplicate {
-                        self.report.duplicates += 1;
-                    } else {
-                        self.report.published += 1;
-                    }
-                    settled.set(feed, entry_ref);
-                }
-                Err(e) => {
-                    failed.insert(feed);
-                    if settled.error.is_none() {
-                        settled.error = Some(self.publish_error(feed, entry_ref, e));
-                    }
-                }
-            }
-        }
-        settled
     }
 
     /// Commit acknowledged positions to the cursor, as one batch.
@@ -380,23 +383,6 @@ impl<'w> Exporter<'w> {
             .map(|(feed, at)| (self.feeds[*feed].key.as_slice(), *at));
         cursor.commit_all(keyed)?;
         Ok(())
-    }
-}
-
-/// What awaiting a batch's acknowledgements found.
-#[derive(Default)]
-struct Settled {
-    /// Per feed, the last record acknowledged without an earlier failure.
-    positions: Vec<(usize, EntryRef)>,
-    error: Option<ExportError>,
-}
-
-impl Settled {
-    fn set(&mut self, feed: usize, at: EntryRef) {
-        match self.positions.iter_mut().find(|(f, _)| *f == feed) {
-            Some(slot) => slot.1 = at,
-            None => self.positions.push((feed, at)),
-        }
     }
 }
 

@@ -6,15 +6,17 @@
 //! as its `Nats-Msg-Id`, its header and append time as NATS headers and
 //! its content as the payload ([`message`]).
 //!
-//! **Exactly once.** Records of a key are published in order, and the
-//! export moves past a record only once JetStream has acknowledged it.
-//! The stream therefore holds, per key, a prefix of the key's records
-//! (a refused publish deletes the key's later messages again before the
-//! export stops), and a restarted export resumes after the later of the
-//! stream's last message for the key and the cursor's committed position
-//! ([`ExportConfig::cursor`]). A record published twice (the exporter died
-//! before the acknowledgement came) is dropped by the stream's duplicate
-//! window. The `nano-wal export nats` command runs the same exporter.
+//! **Exactly once.** Records of a key are published in order, each message
+//! expecting the stream sequence of the one before it
+//! (`Nats-Expected-Last-Sequence`), so JetStream stores a message only if
+//! every message published before it was stored: the stream holds, per
+//! key, the key's records in order without a gap, and a run (or a restart
+//! after any crash) resumes after the later of the stream's last message
+//! of the key and the cursor's committed position
+//! ([`ExportConfig::cursor`]). The `Nats-Msg-Id` deduplication catches
+//! what is left: a message a killed exporter sent that the server stores
+//! after the new run looked. The `nano-wal export nats` command runs the
+//! same exporter.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,6 +38,7 @@ mod config;
 mod error;
 mod export;
 pub mod message;
+mod publish;
 mod stream;
 pub mod subject;
 pub mod testing;

@@ -10,23 +10,8 @@ use crate::config::ExportConfig;
 use crate::error::ExportError;
 use crate::message::decode_message;
 
-/// Whether subject filter `filter` (with `*` and `>` wildcards) matches
-/// every subject `prefix.<anything>`.
-fn covers(filter: &str, prefix: &str) -> bool {
-    let mut filter = filter.split('.');
-    for token in prefix.split('.') {
-        match filter.next() {
-            Some(">") => return true,
-            Some("*") => {}
-            Some(t) if t == token => {}
-            _ => return false,
-        }
-    }
-    filter.next() == Some(">") && filter.next().is_none()
-}
-
-/// The export's stream: the existing one, if its subjects cover
-/// `PREFIX.>`, or a new one with those subjects and the configured
+/// The export's stream: the existing one, if its only subject is
+/// `PREFIX.>`, or a new one with that subject and the configured
 /// duplicate window.
 pub(crate) async fn open_stream(
     js: &jetstream::Context,
@@ -54,16 +39,22 @@ pub(crate) async fn open_stream(
         .info()
         .await
         .map_err(|e| ExportError::nats(format!("stream {name}'s information"), e))?;
-    if !info.config.subjects.iter().any(|f| covers(f, prefix)) {
-        return Err(ExportError::Stream {
-            stream: name.clone(),
-            why: format!(
-                "its subjects {:?} do not cover {prefix}.> (one stream per exported log and prefix)",
-                info.config.subjects
-            ),
-        });
-    }
-    Ok(stream)
+    let ours = format!("{prefix}.>");
+    let why = if info.config.subjects != [ours.clone()] {
+        format!(
+            "its subjects are {:?}, not exactly [{ours:?}]: the export's chain of expected \
+             sequences needs a stream no one else publishes to (one stream per exported log)",
+            info.config.subjects
+        )
+    } else if info.config.sealed {
+        "it is sealed".to_owned()
+    } else {
+        return Ok(stream);
+    };
+    Err(ExportError::Stream {
+        stream: name.clone(),
+        why,
+    })
 }
 
 fn is_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {
@@ -100,23 +91,4 @@ pub(crate) async fn last_exported(
         why,
     })?;
     Ok(Some(decoded.entry_ref))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::covers;
-
-    #[test]
-    fn filters_that_cover_a_prefix() {
-        assert!(covers("wal.>", "wal"));
-        assert!(covers(">", "wal"));
-        assert!(covers("*.>", "wal"));
-        assert!(covers("a.>", "a.b"));
-        assert!(covers("a.*.>", "a.b"));
-        assert!(!covers("wal.*", "wal"), "only one token");
-        assert!(!covers("wal", "wal"));
-        assert!(!covers("other.>", "wal"));
-        assert!(!covers("a.b.c.>", "a.b"));
-        assert!(!covers("wal.>.x", "wal"));
-    }
 }

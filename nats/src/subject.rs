@@ -13,6 +13,13 @@ use crate::error::ExportError;
 /// The longest subject prefix accepted, in bytes.
 pub const MAX_PREFIX_BYTES: usize = 200;
 
+/// The longest subject the exporter publishes to, in bytes: a NATS server
+/// refuses a protocol line over 4,096 bytes by default (and drops the
+/// connection), and the line also holds the reply subject and lengths.
+/// A key whose subject is longer (a key of more than about 1,200 bytes
+/// that needs escaping) is refused with `SubjectTooLong`.
+pub const MAX_SUBJECT_BYTES: usize = 3_840;
+
 fn kept(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
 }

@@ -6,7 +6,7 @@
 //! this crate's manifest) installs into the target directory.
 
 use std::io;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -44,6 +44,11 @@ fn find_binary() -> Result<PathBuf, String> {
         return Ok(PathBuf::from("nats-server"));
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/install-nats-server.sh");
+    if !std::path::Path::new(script).exists() {
+        return Err(format!(
+            "no nats-server on PATH, NANO_WAL_NATS_SERVER unset, and {script} is gone"
+        ));
+    }
     let out = Command::new("bash")
         .arg(script)
         .stderr(Stdio::inherit())
@@ -59,10 +64,6 @@ fn find_binary() -> Result<PathBuf, String> {
     Ok(PathBuf::from(path))
 }
 
-fn free_port() -> io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 impl NatsServer {
     /// Start a server with JetStream on a free port; returns once it
     /// accepts connections.
@@ -72,35 +73,64 @@ impl NatsServer {
     /// come up within 20 s.
     pub fn start() -> io::Result<Self> {
         let store = tempfile::tempdir()?;
-        let port = free_port()?;
-        let child = Command::new(binary()?)
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        // Port -1: the server picks a free port itself and writes it to a
+        // ports file, so parallel tests never race for one.
+        let mut child = Command::new(binary()?)
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "--ports_file_dir"])
             .arg(store.path())
+            .arg("-sd")
+            .arg(store.path().join("js"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let mut server = Self {
-            child,
-            port,
-            _store: store,
-        };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait()? {
+        let port = loop {
+            if let Some(port) = listed_port(store.path())?
+                && TcpStream::connect(("127.0.0.1", port)).is_ok()
+            {
+                break port;
+            }
+            if let Some(status) = child.try_wait()? {
                 return Err(io::Error::other(format!("nats-server exited: {status}")));
             }
             if Instant::now() > deadline {
+                // Best effort: it is being abandoned.
+                let _ = child.kill();
                 return Err(io::Error::other("nats-server did not start within 20 s"));
             }
             std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(server)
+        };
+        Ok(Self {
+            child,
+            port,
+            _store: store,
+        })
     }
 
     /// The server's address, `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
+}
+
+/// The client port in the server's ports file (`*.ports` in `dir`), once
+/// it is written.
+fn listed_port(dir: &std::path::Path) -> io::Result<Option<u16>> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "ports") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        let port = text
+            .split("nats://")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|addr| addr.rsplit(':').next())
+            .and_then(|p| p.parse().ok());
+        return Ok(port);
+    }
+    Ok(None)
 }
 
 impl Drop for NatsServer {

@@ -28,10 +28,7 @@ async fn every_record_once_in_order_then_only_new_ones() -> TestResult {
         .await?
         .run(&stop)
         .await?;
-    assert_eq!(
-        (report.published, report.duplicates, report.keys),
-        (900, 0, 3)
-    );
+    assert_eq!((report.published, report.resyncs, report.keys), (900, 0, 3));
     let messages = read_stream(&client, "EVENTS", "wal.events").await?;
     assert_exactly_once(&messages, &written);
     let js = async_nats::jetstream::new(client.clone());
@@ -53,13 +50,13 @@ async fn every_record_once_in_order_then_only_new_ones() -> TestResult {
         .await?
         .run(&stop)
         .await?;
-    assert_eq!((again.published, again.duplicates), (0, 0));
+    assert_eq!((again.published, again.resyncs), (0, 0));
     written.extend(write(&wal, &["orders", "new-key"], 5)?);
     let more = Exporter::new(&wal, client.clone(), config)
         .await?
         .run(&stop)
         .await?;
-    assert_eq!((more.published, more.duplicates, more.keys), (10, 0, 4));
+    assert_eq!((more.published, more.resyncs, more.keys), (10, 0, 4));
     assert_exactly_once(
         &read_stream(&client, "EVENTS", "wal.events").await?,
         &written,
@@ -129,19 +126,37 @@ async fn bad_settings_and_foreign_streams_are_refused() -> TestResult {
         ExportConfig::new("S", ""),
         ExportConfig::new("has.dot", "p"),
         ExportConfig::new("S", "p").max_in_flight(0),
-        ExportConfig::new("S", "p").cursor("bad/name"),
     ] {
         let err = Exporter::new(&wal, client.clone(), config.clone())
             .await
             .err();
         assert!(
-            matches!(
-                err,
-                Some(ExportError::InvalidConfig(_) | ExportError::Wal(_))
-            ),
+            matches!(err, Some(ExportError::InvalidConfig(_))),
             "{config:?}: {err:?}"
         );
     }
+    let config = ExportConfig::new("S", "p").cursor("bad/name");
+    let err = Exporter::new(&wal, client.clone(), config).await.err();
+    assert!(
+        matches!(
+            err,
+            Some(ExportError::Wal(nano_wal::WalError::InvalidConfig(_)))
+        ),
+        "{err:?}"
+    );
+    // A key whose subject would be too long for the server.
+    let long = "/".repeat(2000);
+    wal.append_entry(long.as_str(), None, Bytes::from("x"), true)?;
+    let config = ExportConfig::new("S", "p").key(&long);
+    let err = Exporter::new(&wal, client.clone(), config)
+        .await?
+        .run(&AtomicBool::new(false))
+        .await
+        .err();
+    assert!(
+        matches!(err, Some(ExportError::SubjectTooLong { .. })),
+        "{err:?}"
+    );
     let js = async_nats::jetstream::new(client.clone());
     js.create_stream(async_nats::jetstream::stream::Config {
         name: "OTHER".into(),
@@ -153,9 +168,21 @@ async fn bad_settings_and_foreign_streams_are_refused() -> TestResult {
         .await
         .err();
     assert!(matches!(err, Some(ExportError::Stream { .. })), "{err:?}");
+    // A stream with more subjects than the export's: others could break
+    // the chain.
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "WIDER".into(),
+        subjects: vec!["w.>".into(), "elsewhere".into()],
+        ..Default::default()
+    })
+    .await?;
+    let err = Exporter::new(&wal, client.clone(), ExportConfig::new("WIDER", "w"))
+        .await
+        .err();
+    assert!(matches!(err, Some(ExportError::Stream { .. })), "{err:?}");
 
     // A message under the prefix the exporter did not write.
-    let config = ExportConfig::new("S", "p");
+    let config = ExportConfig::new("S", "p").key("k");
     Exporter::new(&wal, client.clone(), config.clone()).await?;
     js.publish("p.k", Bytes::from("not from the log"))
         .await?

@@ -54,7 +54,7 @@ async fn follow_and_append(wal: Arc<Wal>, client: async_nats::Client) -> TestRes
     stop.store(true, Ordering::Relaxed);
     let report = exporter.await??;
     assert_eq!(
-        (report.published, report.duplicates, report.keys),
+        (report.published, report.resyncs, report.keys),
         (written.len() as u64, 0, 2)
     );
     assert_exactly_once(&read_stream(&client, "LIVE", "live").await?, &written);
@@ -82,4 +82,35 @@ async fn a_current_thread_runtime_follows_too() -> TestResult {
     let tmp = tempfile::tempdir()?;
     let wal = Arc::new(Wal::builder(tmp.path()).open()?);
     follow_and_append(wal, client).await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_read_only_exporter_on_a_current_thread_runtime_sees_the_writer() -> TestResult {
+    let server = NatsServer::start()?;
+    let client = async_nats::connect(server.url()).await?;
+    let tmp = tempfile::tempdir()?;
+    let writer = Wal::builder(tmp.path()).open()?;
+    let mut written = write(&writer, &["a"], 5)?;
+    writer.sync()?;
+    let reader = Arc::new(Wal::builder(tmp.path()).read_only(true).open()?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let exporter = {
+        let (reader, client, stop) = (reader.clone(), client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let config = ExportConfig::new("RO", "ro").follow(true);
+            Exporter::new(&reader, client, config)
+                .await?
+                .run(&stop)
+                .await
+        })
+    };
+    wait_for_count(&client, "RO", 5).await?;
+    written.extend(write(&writer, &["a", "new"], 4)?);
+    writer.sync()?;
+    wait_for_count(&client, "RO", 13).await?;
+    stop.store(true, Ordering::Relaxed);
+    let report = exporter.await??;
+    assert_eq!((report.published, report.keys), (13, 2));
+    assert_exactly_once(&read_stream(&client, "RO", "ro").await?, &written);
+    Ok(())
 }

@@ -1,8 +1,11 @@
-//! A record JetStream refuses stops the export, and the key's records it
-//! stored after the refused one are deleted again: the stream still holds
-//! a gap-free prefix of every key, so a restart cannot skip the refused
-//! record. A resume position the log no longer holds is reported, or
-//! skipped past with `skip_removed`.
+//! A record JetStream refuses stops the export, and no later record is
+//! stored behind it (each message expects the one before it): once the
+//! cause is gone, the next run exports everything, each record once. Two
+//! exporters racing on one stream break each other's chain and read the
+//! stream again, and still store each record once. More messages in
+//! flight than async-nats's default ack permits do not block. A resume
+//! position the log no longer holds is reported, or skipped past with
+//! `skip_removed`.
 
 mod common;
 
@@ -15,25 +18,34 @@ use nano_wal_nats::testing::{NatsServer, read_stream};
 use nano_wal_nats::{ExportConfig, ExportError, Exporter};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_record_leaves_no_gap_behind_it() -> TestResult {
+async fn a_refused_record_leaves_no_gap_and_is_exported_once_the_cause_is_gone() -> TestResult {
     let server = NatsServer::start()?;
     let client = async_nats::connect(server.url()).await?;
     let js = async_nats::jetstream::new(client.clone());
-    js.create_stream(async_nats::jetstream::stream::Config {
+    let mut stream_config = async_nats::jetstream::stream::Config {
         name: "SMALL".into(),
         subjects: vec!["p.>".into()],
         max_message_size: 600,
         ..Default::default()
-    })
-    .await?;
+    };
+    js.create_stream(stream_config.clone()).await?;
     let tmp = tempfile::tempdir()?;
     let wal = Wal::builder(tmp.path()).open()?;
-    let mut refs = Vec::new();
+    let mut written = Vec::new();
     for i in 0..6 {
         let size = if i == 2 { 2000 } else { 10 };
-        refs.push(wal.append_entry("k", None, Bytes::from(vec![b'a' + i; size]), false)?);
-        wal.append_entry("other", None, Bytes::from(format!("o{i}")), false)?;
+        for key in ["k", "other"] {
+            let content = Bytes::from(vec![b'a' + i; size]);
+            let entry_ref = wal.append_entry(key, None, content.clone(), false)?;
+            written.push(common::Written {
+                key: key.as_bytes().to_vec(),
+                entry_ref,
+                header: None,
+                content,
+            });
+        }
     }
+    let refused = written[4].entry_ref;
     let config = ExportConfig::new("SMALL", "p").cursor("c");
     for attempt in 0..2 {
         let err = Exporter::new(&wal, client.clone(), config.clone())
@@ -42,7 +54,7 @@ async fn a_refused_record_leaves_no_gap_behind_it() -> TestResult {
             .await
             .err();
         match &err {
-            Some(ExportError::Publish { entry_ref, .. }) => assert_eq!(*entry_ref, refs[2]),
+            Some(ExportError::Publish { entry_ref, .. }) => assert_eq!(*entry_ref, refused),
             other => panic!("attempt {attempt}: {other:?}"),
         }
         let messages = read_stream(&client, "SMALL", "p").await?;
@@ -53,11 +65,81 @@ async fn a_refused_record_leaves_no_gap_behind_it() -> TestResult {
             .collect();
         assert_eq!(
             of_k,
-            refs[..2],
-            "attempt {attempt}: k's records before the refused one only"
+            [written[0].entry_ref, written[2].entry_ref],
+            "attempt {attempt}: k before the refused record only"
         );
-        assert_eq!(wal.consumer("c")?.position("k"), Some(refs[1]));
+        assert_eq!(wal.consumer("c")?.position("k"), Some(written[2].entry_ref));
     }
+    // The cause goes away: the next run exports the rest, each once.
+    stream_config.max_message_size = -1;
+    js.update_stream(stream_config).await?;
+    let report = Exporter::new(&wal, client.clone(), config)
+        .await?
+        .run(&AtomicBool::new(false))
+        .await?;
+    assert_eq!(
+        report.published,
+        12 - 2,
+        "all but k's two records stored before the refusal"
+    );
+    common::assert_exactly_once(&read_stream(&client, "SMALL", "p").await?, &written);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_exporters_racing_on_one_stream_store_each_record_once() -> TestResult {
+    let server = NatsServer::start()?;
+    let client = async_nats::connect(server.url()).await?;
+    let tmp = tempfile::tempdir()?;
+    let wal = std::sync::Arc::new(Wal::builder(tmp.path()).open()?);
+    let written = common::write(&wal, &["a", "b", "c"], 2000)?;
+    let config = ExportConfig::new("RACE", "race").max_in_flight(16);
+    // Create the stream first, so that neither racer fails creating it.
+    Exporter::new(&wal, client.clone(), config.clone()).await?;
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            let (wal, client, config) = (wal.clone(), client.clone(), config.clone());
+            tokio::spawn(async move {
+                Exporter::new(&wal, client, config)
+                    .await?
+                    .run(&AtomicBool::new(false))
+                    .await
+            })
+        })
+        .collect();
+    let mut breaks = 0;
+    for racer in racers {
+        match racer.await? {
+            Ok(report) => breaks += report.resyncs,
+            // Gave up after its chain broke three times in a row.
+            Err(ExportError::Publish { .. } | ExportError::Duplicate { .. }) => breaks += 1,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    assert!(breaks > 0, "the racers never broke each other's chain");
+    let last = Exporter::new(&wal, client.clone(), config)
+        .await?
+        .run(&AtomicBool::new(false))
+        .await?;
+    assert_eq!(last.resyncs, 0);
+    common::assert_exactly_once(&read_stream(&client, "RACE", "race").await?, &written);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_messages_in_flight_than_the_default_ack_permits() -> TestResult {
+    let server = NatsServer::start()?;
+    let client = async_nats::connect(server.url()).await?;
+    let tmp = tempfile::tempdir()?;
+    let wal = Wal::builder(tmp.path()).open()?;
+    let written = common::write(&wal, &["k"], 6000)?;
+    let config = ExportConfig::new("WIDE", "wide").max_in_flight(6000);
+    let stop = AtomicBool::new(false);
+    let mut exporter = Exporter::new(&wal, client.clone(), config).await?;
+    let report =
+        tokio::time::timeout(std::time::Duration::from_secs(60), exporter.run(&stop)).await??;
+    assert_eq!(report.published, 6000);
+    common::assert_exactly_once(&read_stream(&client, "WIDE", "wide").await?, &written);
     Ok(())
 }
 

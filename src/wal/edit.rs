@@ -125,7 +125,11 @@ impl Wal {
     /// let mut b = wal.subscribe("b", None)?;
     /// wal.append_entry("b", None, bytes::Bytes::from("hello"), false)?;
     /// let got = wal.wait_until(Duration::from_secs(5), || {
-    ///     Ok(a.try_next()?.or(b.try_next()?))
+    ///     // Ask `b` only if `a` has nothing: a record taken is consumed.
+    ///     match a.try_next()? {
+    ///         Some(record) => Ok(Some(record)),
+    ///         None => b.try_next(),
+    ///     }
     /// })?;
     /// assert_eq!(got.map(|r| r.content), Some("hello".into()));
     /// # Ok::<(), nano_wal::WalError>(())
