@@ -27,9 +27,9 @@ pub enum ExportTarget {
     /// Nano-Wal-Timestamp-Ms; the content is the payload. The stream is
     /// created (subjects PREFIX.>) if missing.
     ///
-    /// Each message expects the stream sequence of the one before it, so
-    /// the stream holds every key's records in order without a gap, and a
-    /// restart resumes after the stream's last message of each key (and,
+    /// Each message expects the stream sequence of its key's previous
+    /// message (one in flight per key), so the stream holds every key's
+    /// records in order without a gap, and a restart resumes after the stream's last message of each key (and,
     /// with --cursor, after the cursor's position, if later). The stream
     /// must have no other subject than PREFIX.>. With the writer lock
     /// (--cursor), each batch is made durable in the log before it is
@@ -154,12 +154,17 @@ async fn stop_on_signal(stop: Arc<AtomicBool>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            // No SIGTERM handler: Ctrl-C still stops it.
+            Err(_) => {
+                if tokio::signal::ctrl_c().await.is_err() {
+                    return;
+                }
+            }
         }
     }
     #[cfg(not(unix))]

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use nano_wal::Wal;
 use nano_wal_nats::async_nats;
-use nano_wal_nats::testing::{NatsServer, read_stream};
-use nats_common::{TestResult, assert_exactly_once, write};
+use nano_wal_nats::testing::read_stream;
+use nats_common::{Fixture, TestResult, assert_exactly_once, write};
 
 fn spawn_export(dir: &Path, url: &str, extra: &[&str]) -> std::io::Result<Child> {
     Command::new(env!("CARGO_BIN_EXE_nano-wal"))
@@ -65,9 +65,11 @@ fn finish(child: Child) -> Result<String, Box<dyn std::error::Error + Send + Syn
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_export_then_restart_stores_every_record_once() -> TestResult {
-    let server = NatsServer::start()?;
-    let client = async_nats::connect(server.url()).await?;
-    let tmp = tempfile::tempdir()?;
+    let Fixture {
+        server,
+        client,
+        dir: tmp,
+    } = Fixture::start().await?;
     let written = {
         let wal = Wal::builder(tmp.path()).open()?;
         let written = write(&wal, &["orders", "users/1", "x.y"], 4000)?;
@@ -106,9 +108,11 @@ async fn sigkill_mid_export_then_restart_stores_every_record_once() -> TestResul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_tracks_a_writer_in_another_process_and_resumes_from_the_stream() -> TestResult {
-    let server = NatsServer::start()?;
-    let client = async_nats::connect(server.url()).await?;
-    let tmp = tempfile::tempdir()?;
+    let Fixture {
+        server,
+        client,
+        dir: tmp,
+    } = Fixture::start().await?;
     let wal = Wal::builder(tmp.path()).open()?;
     let mut written = write(&wal, &["a"], 100)?;
     wal.sync()?;

@@ -1,10 +1,10 @@
 //! The JetStream exporter against a real `nats-server -js` on 127.0.0.1,
-//! in one run: records/s exporting what is there (with and without a
-//! cursor), records/s following a writer that appends as fast as it can,
+//! in one run: records/s exporting what is there (one key and 100 keys,
+//! with and without a cursor), records/s following a writer that appends as fast as it can,
 //! and the delay from an append to the message in the stream (seen by a
 //! JetStream consumer) for a follower on the writing handle and for a
 //! read-only follower (what `nano-wal export nats` without `--cursor` is
-//! next to a writer in another process). 100-byte records, one key.
+//! next to a writer in another process). 100-byte records.
 //! Medians of `--runs` (default 5) runs.
 //!
 //! `cargo bench -p nano-wal-nats --bench export -- --runs 5`
@@ -54,13 +54,21 @@ async fn stored(js: &async_nats::jetstream::Context, stream: &str) -> Res<u64> {
     })
 }
 
-/// Export `n` records that are already there, into a new stream.
-async fn export_existing(client: &async_nats::Client, run: u64, n: u64, cursor: bool) -> Res<f64> {
+/// Export `n` records that are already there, spread over `keys` keys,
+/// into a new stream.
+async fn export_existing(
+    client: &async_nats::Client,
+    run: u64,
+    (n, keys): (u64, u64),
+    cursor: bool,
+) -> Res<f64> {
     let dir = tempfile::tempdir()?;
     let wal = Wal::builder(dir.path()).open()?;
-    let batch: Vec<_> = (0..n).map(|_| ("k", None, content())).collect();
+    let batch: Vec<_> = (0..n)
+        .map(|i| (format!("k{}", i % keys), None, content()))
+        .collect();
     wal.append_batch(batch, true)?;
-    let stream = format!("E{run}{}", if cursor { "C" } else { "" });
+    let stream = format!("E{run}K{keys}{}", if cursor { "C" } else { "" });
     let mut config = ExportConfig::new(&stream, stream.to_lowercase());
     if cursor {
         config = config.cursor("bench");
@@ -178,16 +186,19 @@ async fn main() -> Res<()> {
     let server = NatsServer::start()?;
     let client = async_nats::connect(server.url()).await?;
     let (mut plain, mut cursor, mut follow) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut wide, mut wide_cursor) = (Vec::new(), Vec::new());
     let (mut lat, mut ro) = (Vec::new(), Vec::new());
     for run in 0..runs {
-        plain.push(export_existing(&client, run, n, false).await?);
-        cursor.push(export_existing(&client, run, n, true).await?);
+        plain.push(export_existing(&client, run, (n, 1), false).await?);
+        cursor.push(export_existing(&client, run, (n, 1), true).await?);
+        wide.push(export_existing(&client, run, (n, 100), false).await?);
+        wide_cursor.push(export_existing(&client, run, (n, 100), true).await?);
         follow.push(export_following(&client, run, n).await?);
         lat.extend(latency(&client, run, samples, false).await?);
         ro.extend(latency(&client, run, samples, true).await?);
         eprintln!("run {} of {runs} done", run + 1);
     }
-    println!("| export, 100 B records, one key ({runs} runs) | figure |");
+    println!("| export, 100 B records ({runs} runs) | figure |");
     println!("|---|---|");
     println!(
         "| {n} records already there, no cursor | {:.0} records/s (median) |",
@@ -196,6 +207,14 @@ async fn main() -> Res<()> {
     println!(
         "| {n} records already there, `--cursor` | {:.0} records/s (median) |",
         median(cursor)
+    );
+    println!(
+        "| {n} records over 100 keys already there, no cursor | {:.0} records/s (median) |",
+        median(wide)
+    );
+    println!(
+        "| {n} records over 100 keys already there, `--cursor` | {:.0} records/s (median) |",
+        median(wide_cursor)
     );
     println!(
         "| following a writer appending {n} records | {:.0} records/s (median) |",

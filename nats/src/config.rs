@@ -32,8 +32,10 @@ pub struct ExportConfig {
     pub follow: bool,
     /// A consumer of the log ([`nano_wal::Wal::consumer`]) in which each
     /// key's exported position is committed after JetStream acknowledges
-    /// it; needs a writable handle. Default: none (the export resumes from
-    /// the stream's last message per key alone).
+    /// it (at least every second, and when a run ends); needs a writable
+    /// handle. The export resumes after the later of it and the stream's
+    /// last message of the key, so it matters when the stream's retention
+    /// removed a key's messages. Default: none (the stream alone).
     pub cursor: Option<String>,
     /// The duplicate window of a stream the exporter creates: a record
     /// published again within it (after a crash, before its position was

@@ -33,10 +33,9 @@ pub enum ExportError {
         why: String,
     },
     /// JetStream did not store a record (refused it, or its
-    /// acknowledgement did not come). No later record of the batch was
-    /// stored either (the chain of expected sequences), so the stream still
-    /// holds, per key, records in order without a gap; a new run resumes
-    /// from what it holds.
+    /// acknowledgement did not come). The record's key had no other
+    /// message in flight, so the stream still holds, per key, records in
+    /// order without a gap; a new run resumes from what it holds.
     #[error("publishing record {entry_ref} of key {key:?}")]
     Publish {
         /// The record's key (lossy UTF-8).

@@ -1,14 +1,14 @@
 //! [`Exporter`]: the export loop.
 //!
 //! The stream is the record of what was exported: per key it holds the
-//! key's records in order and without a gap (a chain of expected
-//! sequences, [`crate::publish`]), so the stream's last message of a key
-//! says how far the key was exported, whatever happened to the exporter.
-//! Each run, and each time the chain breaks, the exporter reads the
-//! stream again and resumes every key after the later of that message and
-//! the cursor's position.
+//! key's records in order and without a gap (each message expects its
+//! subject's last sequence, [`crate::publish`]), so the stream's last
+//! message of a key says how far the key was exported, whatever happened
+//! to the exporter. Each run, and each time another publisher got in the
+//! way, the exporter reads the stream again and resumes every key after
+//! the later of that message and the cursor's position.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use tokio::runtime::RuntimeFlavor;
 
 use crate::config::ExportConfig;
 use crate::error::ExportError;
-use crate::publish::{Chain, Ending, Message};
+use crate::publish::{Message, publish};
 use crate::stream::{last_exported, open_stream};
 use crate::subject::{MAX_SUBJECT_BYTES, subject_of_key};
 
@@ -28,13 +28,21 @@ use crate::subject::{MAX_SUBJECT_BYTES, subject_of_key};
 /// and new keys are looked at again.
 const WAIT_SLICE: Duration = Duration::from_millis(250);
 
+/// The cursor is committed at least this often while positions wait
+/// (and at the end of every run).
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// ... or once this many keys' positions wait.
+const COMMIT_KEYS: usize = 1024;
+
 /// How often a read-only handle looks for the writer's new records when
 /// the exporter runs on a current-thread runtime.
 const READ_ONLY_TICK: Duration = Duration::from_millis(100);
 
 /// Resyncs in a row without a stored message before the export gives up
-/// (another publisher keeps moving the stream, or a record's
-/// `Nats-Msg-Id` is in the duplicate window but not in the stream).
+/// (another publisher keeps writing to the export's subjects, or a
+/// record's `Nats-Msg-Id` is in the duplicate window but not in the
+/// stream).
 const MAX_FRUITLESS_RESYNCS: u32 = 3;
 
 /// What an export did.
@@ -43,8 +51,9 @@ const MAX_FRUITLESS_RESYNCS: u32 = 3;
 pub struct ExportReport {
     /// Records JetStream stored.
     pub published: u64,
-    /// Times the exporter read the stream again because the chain broke
-    /// (a message of an earlier run, or of another publisher, came first).
+    /// Times the exporter read the stream again because a key's subject
+    /// did not end where it expected (a message of an earlier run, or of
+    /// another publisher, came first).
     pub resyncs: u64,
     /// Keys followed.
     pub keys: usize,
@@ -59,6 +68,9 @@ struct Feed {
     /// Skip records up to this one (a resume position that was removed,
     /// with `skip_removed`).
     skip_through: Option<EntryRef>,
+    /// The stream sequence of the key's last message (0: none): what its
+    /// next message expects.
+    last_sequence: u64,
 }
 
 /// A record on its way: which feed, and the record.
@@ -82,7 +94,11 @@ pub struct Exporter<'w> {
     next_feed: usize,
     max_payload: usize,
     report: ExportReport,
-    chain: Chain,
+    /// Positions JetStream acknowledged that the cursor does not hold yet,
+    /// by key (the stream already says how far each key got; the cursor
+    /// matters only if the stream loses a key's messages).
+    uncommitted: BTreeMap<Vec<u8>, EntryRef>,
+    committed_at: Instant,
     /// When keys were last looked for (exporting every key).
     discovered_at: Instant,
     /// When a read-only handle last looked at the directory (current-thread
@@ -152,7 +168,8 @@ impl<'w> Exporter<'w> {
             next_feed: 0,
             max_payload,
             report: ExportReport::default(),
-            chain: Chain::after(0),
+            uncommitted: BTreeMap::new(),
+            committed_at: Instant::now(),
             discovered_at: Instant::now(),
             refreshed_at: Instant::now(),
         })
@@ -176,6 +193,16 @@ impl<'w> Exporter<'w> {
     /// See [`ExportError`]; what was acknowledged before an error stays
     /// exported, and its positions are committed.
     pub async fn run(&mut self, stop: &AtomicBool) -> Result<ExportReport, ExportError> {
+        let result = self.run_until(stop).await;
+        // Whatever ended the run, what JetStream acknowledged goes to the
+        // cursor (an error of the run wins over one of this commit).
+        let committed = self.commit(true);
+        let report = result?;
+        committed?;
+        Ok(report)
+    }
+
+    async fn run_until(&mut self, stop: &AtomicBool) -> Result<ExportReport, ExportError> {
         self.resync().await?;
         let mut fruitless = 0;
         while !stop.load(Ordering::Relaxed) {
@@ -193,29 +220,24 @@ impl<'w> Exporter<'w> {
                     continue;
                 }
             }
-            match self.publish(&batch).await? {
-                None => fruitless = 0,
-                Some(why) => {
-                    fruitless += 1;
-                    if fruitless >= MAX_FRUITLESS_RESYNCS {
-                        return Err(why);
-                    }
-                    self.report.resyncs += 1;
-                    self.resync().await?;
+            let (stored, conflict) = self.publish(&batch).await?;
+            if stored > 0 {
+                fruitless = 0;
+            }
+            if let Some(why) = conflict {
+                fruitless += 1;
+                if fruitless >= MAX_FRUITLESS_RESYNCS {
+                    return Err(why);
                 }
+                self.report.resyncs += 1;
+                self.resync().await?;
             }
         }
         Ok(self.report.clone())
     }
 
-    /// Forget every key's position and read the stream again: its last
-    /// sequence (where the chain goes on) and each key's last message.
+    /// Forget every key's position and read the stream again.
     async fn resync(&mut self) -> Result<(), ExportError> {
-        let info =
-            self.stream.info().await.map_err(|e| {
-                ExportError::nats(format!("stream {}'s state", self.config.stream), e)
-            })?;
-        self.chain = Chain::after(info.state.last_sequence);
         self.feeds.clear();
         self.known.clear();
         self.next_feed = 0;
@@ -257,7 +279,8 @@ impl<'w> Exporter<'w> {
             });
         }
         let committed = self.cursor.as_ref().and_then(|c| c.position(&key));
-        let in_stream = last_exported(&self.stream, &self.config, &subject).await?;
+        let last = last_exported(&self.stream, &self.config, &subject).await?;
+        let in_stream = last.map(|(at, _)| at);
         let resume = match (committed, in_stream) {
             (Some(a), Some(b)) => Some(if later(a, b) { a } else { b }),
             (a, b) => a.or(b),
@@ -283,31 +306,29 @@ impl<'w> Exporter<'w> {
             subject,
             records,
             skip_through,
+            last_sequence: last.map_or(0, |(_, sequence)| sequence),
         })
     }
 
-    /// Take up to `max_in_flight` records that are there now, round robin
-    /// over the keys.
+    /// Take the next record of as many keys as have one now, up to
+    /// `max_in_flight`, round robin (a key has at most one message in
+    /// flight, [`crate::publish`]).
     fn collect(&mut self) -> Result<Vec<Outgoing>, ExportError> {
         let mut batch = Vec::new();
         let n = self.feeds.len();
         for step in 0..n {
+            if batch.len() >= self.config.max_in_flight {
+                self.next_feed = (self.next_feed + step) % n;
+                return Ok(batch);
+            }
             let i = (self.next_feed + step) % n;
             let feed = &mut self.feeds[i];
-            while batch.len() < self.config.max_in_flight {
-                let Some(record) = feed.records.try_next()? else {
-                    break;
-                };
-                if let Some(through) = feed.skip_through {
-                    if !later(record.entry_ref, through) {
-                        continue;
-                    }
-                    feed.skip_through = None;
+            while let Some(record) = feed.records.try_next()? {
+                match feed.skip_through {
+                    Some(through) if !later(record.entry_ref, through) => continue,
+                    _ => feed.skip_through = None,
                 }
                 batch.push(Outgoing { feed: i, record });
-            }
-            if batch.len() >= self.config.max_in_flight {
-                self.next_feed = (i + 1) % n;
                 break;
             }
         }
@@ -344,44 +365,59 @@ impl<'w> Exporter<'w> {
         .map_err(ExportError::from)
     }
 
-    /// Make the batch durable (a writable handle), publish it as one
-    /// chain, commit what was stored; `Some(why)` if the chain broke and
-    /// the stream must be read again.
-    async fn publish(&mut self, batch: &[Outgoing]) -> Result<Option<ExportError>, ExportError> {
+    /// Make the batch durable (a writable handle), publish it, commit what
+    /// was stored; returns how many records were stored and, if another
+    /// publisher got in the way, why the stream must be read again.
+    async fn publish(
+        &mut self,
+        batch: &[Outgoing],
+    ) -> Result<(u64, Option<ExportError>), ExportError> {
         if !self.wal.is_read_only() {
             self.wal.sync()?;
         }
         let messages: Vec<Message<'_>> = batch
             .iter()
-            .map(|out| Message {
-                feed: out.feed,
-                key: &self.feeds[out.feed].key,
-                subject: &self.feeds[out.feed].subject,
-                record: &out.record,
+            .map(|out| {
+                let feed = &self.feeds[out.feed];
+                Message {
+                    feed: out.feed,
+                    key: &feed.key,
+                    subject: &feed.subject,
+                    record: &out.record,
+                    after_sequence: feed.last_sequence,
+                }
             })
             .collect();
-        let settled = self
-            .chain
-            .publish(&self.js, &messages, self.max_payload)
-            .await;
-        self.report.published += settled.stored;
-        self.commit(&settled.positions)?;
-        match settled.ending {
-            Ending::Complete => Ok(None),
-            Ending::Broken { why } => Ok(Some(why)),
-            Ending::Failed(e) => Err(e),
+        let settled = publish(&self.js, &messages, self.max_payload).await;
+        for stored in &settled.stored {
+            let feed = &mut self.feeds[stored.feed];
+            feed.last_sequence = stored.sequence;
+            self.uncommitted.insert(feed.key.clone(), stored.entry_ref);
+        }
+        let stored = settled.stored.len() as u64;
+        self.report.published += stored;
+        self.commit(false)?;
+        match settled.error {
+            Some(e) => Err(e),
+            None => Ok((stored, settled.conflict)),
         }
     }
 
-    /// Commit acknowledged positions to the cursor, as one batch.
-    fn commit(&self, positions: &[(usize, EntryRef)]) -> Result<(), ExportError> {
+    /// Commit the acknowledged positions to the cursor, as one durable
+    /// batch, if `now` or if enough wait or they waited long enough.
+    fn commit(&mut self, now: bool) -> Result<(), ExportError> {
         let Some(cursor) = &self.cursor else {
+            self.uncommitted.clear();
             return Ok(());
         };
-        let keyed = positions
-            .iter()
-            .map(|(feed, at)| (self.feeds[*feed].key.as_slice(), *at));
-        cursor.commit_all(keyed)?;
+        let due = now
+            || self.uncommitted.len() >= COMMIT_KEYS
+            || self.committed_at.elapsed() >= COMMIT_INTERVAL;
+        if !due || self.uncommitted.is_empty() {
+            return Ok(());
+        }
+        cursor.commit_all(std::mem::take(&mut self.uncommitted))?;
+        self.committed_at = Instant::now();
         Ok(())
     }
 }

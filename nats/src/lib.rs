@@ -6,16 +6,17 @@
 //! as its `Nats-Msg-Id`, its header and append time as NATS headers and
 //! its content as the payload ([`message`]).
 //!
-//! **Exactly once.** Records of a key are published in order, each message
-//! expecting the stream sequence of the one before it
-//! (`Nats-Expected-Last-Sequence`), so JetStream stores a message only if
-//! every message published before it was stored: the stream holds, per
-//! key, the key's records in order without a gap, and a run (or a restart
-//! after any crash) resumes after the later of the stream's last message
-//! of the key and the cursor's committed position
-//! ([`ExportConfig::cursor`]). The `Nats-Msg-Id` deduplication catches
-//! what is left: a message a killed exporter sent that the server stores
-//! after the new run looked. The `nano-wal export nats` command runs the
+//! **Exactly once.** A key has at most one message in flight (many keys
+//! are published at once), and each message expects the stream sequence
+//! of the key's previous message (`Nats-Expected-Last-Subject-Sequence`),
+//! known from the stream or from JetStream's acknowledgement: JetStream
+//! stores it only if the key's subject still ends there. The stream
+//! therefore holds, per key, the key's records in order without a gap,
+//! each once, even if a killed run's message arrives late or two exporters
+//! race; the one that is refused reads the stream again. A run (and a
+//! restart after any crash) resumes each key after the later of its last
+//! message in the stream and the cursor's committed position
+//! ([`ExportConfig::cursor`]). The `nano-wal export nats` command runs the
 //! same exporter.
 //!
 //! ```no_run

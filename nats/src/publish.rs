@@ -1,148 +1,60 @@
-//! Publishing a batch as one chain of messages.
+//! Publishing: at most one message in flight per key, many keys at once.
 //!
-//! Every message carries `Nats-Expected-Last-Sequence`: the stream sequence
-//! of the message published before it (the stream's last sequence for the
-//! first message after a resync). JetStream stores a message only if that
-//! holds, so if one message is not stored (refused, lost, or dropped as a
-//! duplicate), no later message of the chain is stored either: the stream
-//! never holds a record of a key without every earlier exported record of
-//! the key before it. No message is ever deleted (a deleted message's
-//! `Nats-Msg-Id` would stay in the duplicate window and drop the record
-//! when it is published again).
+//! Every message carries `Nats-Expected-Last-Subject-Sequence`: the stream
+//! sequence that the exporter knows holds the key's previous exported
+//! record (read from the stream when the key was opened, or taken from
+//! JetStream's acknowledgement of the key's previous message; 0 for a key
+//! with no message yet). JetStream stores the message only if its
+//! subject's last message is still that one. So a message of anyone else
+//! on the key's subject (a second exporter, a killed run's message still
+//! on its way) makes the exporter's message refused, never stored after a
+//! gap, out of order or twice; the exporter then reads the stream again.
+//! As a key has at most one message in flight, a refused message has no
+//! successor of its key that could be stored behind it. No message is
+//! ever deleted.
 
 use async_nats::jetstream::{self, context::PublishErrorKind};
+use futures::future::join_all;
 use nano_wal::{EntryRef, Record};
 
 use crate::error::ExportError;
 use crate::message::{message_size, publish_of};
 
-/// One record on its way.
+/// One record on its way (at most one per key in a batch).
 pub(crate) struct Message<'a> {
     /// Which of the exporter's keys it belongs to.
     pub feed: usize,
     pub key: &'a [u8],
     pub subject: &'a str,
     pub record: &'a Record,
+    /// The stream sequence of the key's previous exported record (0: none).
+    pub after_sequence: u64,
 }
 
-/// How a batch ended.
-#[derive(Debug)]
-pub(crate) enum Ending {
-    /// Every message was stored.
-    Complete,
-    /// The chain broke where JetStream says another message came first
-    /// (`WrongLastSequence`) or the record was already in its duplicate
-    /// window: the exporter must look at the stream again (`why` says
-    /// what, if it gives up).
-    Broken { why: ExportError },
-    /// Stop with this error.
-    Failed(ExportError),
+/// A record JetStream stored.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stored {
+    pub feed: usize,
+    pub entry_ref: EntryRef,
+    /// Its stream sequence.
+    pub sequence: u64,
 }
 
-/// What publishing a batch did.
-#[derive(Debug)]
+/// What publishing a batch did. Every acknowledgement was awaited (none
+/// is left in flight).
+#[derive(Debug, Default)]
 pub(crate) struct Settled {
-    /// Per feed, the last record stored (all before it of the batch were).
-    pub positions: Vec<(usize, EntryRef)>,
-    /// Messages stored.
-    pub stored: u64,
-    pub ending: Ending,
-}
-
-impl Settled {
-    fn set(&mut self, feed: usize, at: EntryRef) {
-        match self.positions.iter_mut().find(|(f, _)| *f == feed) {
-            Some(slot) => slot.1 = at,
-            None => self.positions.push((feed, at)),
-        }
-    }
-}
-
-/// The chain: the stream sequence the next message must follow.
-#[derive(Debug)]
-pub(crate) struct Chain {
-    last_sequence: u64,
+    pub stored: Vec<Stored>,
+    /// A key's subject did not end where the exporter thought (another
+    /// publisher), or a record was already in the duplicate window: read
+    /// the stream again (the first such error, for giving up).
+    pub conflict: Option<ExportError>,
+    /// The first other failure: stop with it.
+    pub error: Option<ExportError>,
 }
 
 fn lossy(key: &[u8]) -> String {
     String::from_utf8_lossy(key).into_owned()
-}
-
-impl Chain {
-    /// A chain that continues after the stream's message `last_sequence`.
-    pub fn after(last_sequence: u64) -> Self {
-        Self { last_sequence }
-    }
-
-    /// Publish `messages` (at most the context's ack permits), each
-    /// expecting the one before it, then await their acknowledgements in
-    /// order, stopping at the first that is not a fresh store.
-    pub async fn publish(
-        &mut self,
-        js: &jetstream::Context,
-        messages: &[Message<'_>],
-        max_payload: usize,
-    ) -> Settled {
-        let mut pending = Vec::with_capacity(messages.len());
-        let mut send_error = None;
-        for (k, m) in messages.iter().enumerate() {
-            let size = message_size(m.record);
-            if size > max_payload {
-                send_error = Some(ExportError::RecordTooLarge {
-                    key: lossy(m.key),
-                    entry_ref: m.record.entry_ref,
-                    size,
-                    max: max_payload,
-                });
-                break;
-            }
-            let message =
-                publish_of(m.record).expected_last_sequence(self.last_sequence + k as u64);
-            match js.send_publish(m.subject.to_owned(), message).await {
-                Ok(ack) => pending.push(ack),
-                Err(e) => {
-                    send_error = Some(publish_error(m, e));
-                    break;
-                }
-            }
-        }
-        let mut settled = Settled {
-            positions: Vec::new(),
-            stored: 0,
-            ending: Ending::Complete,
-        };
-        for (m, ack) in messages.iter().zip(pending) {
-            match ack.await {
-                Ok(ack) if !ack.duplicate => {
-                    self.last_sequence = ack.sequence;
-                    settled.stored += 1;
-                    settled.set(m.feed, m.record.entry_ref);
-                }
-                Ok(ack) => {
-                    let why = ExportError::Duplicate {
-                        key: lossy(m.key),
-                        entry_ref: m.record.entry_ref,
-                        sequence: ack.sequence,
-                    };
-                    settled.ending = Ending::Broken { why };
-                    return settled;
-                }
-                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
-                    let why = publish_error(m, e);
-                    settled.ending = Ending::Broken { why };
-                    return settled;
-                }
-                Err(e) => {
-                    settled.ending = Ending::Failed(publish_error(m, e));
-                    return settled;
-                }
-            }
-        }
-        if let Some(e) = send_error {
-            settled.ending = Ending::Failed(e);
-        }
-        settled
-    }
 }
 
 fn publish_error(m: &Message<'_>, e: impl Into<async_nats::Error>) -> ExportError {
@@ -151,4 +63,61 @@ fn publish_error(m: &Message<'_>, e: impl Into<async_nats::Error>) -> ExportErro
         entry_ref: m.record.entry_ref,
         source: e.into(),
     }
+}
+
+/// Publish `messages`, then await every acknowledgement together (their
+/// timeouts run at once, not one after another).
+pub(crate) async fn publish(
+    js: &jetstream::Context,
+    messages: &[Message<'_>],
+    max_payload: usize,
+) -> Settled {
+    let mut settled = Settled::default();
+    let mut sent = Vec::with_capacity(messages.len());
+    let mut acks = Vec::with_capacity(messages.len());
+    for m in messages {
+        let size = message_size(m.record);
+        if size > max_payload {
+            settled.error.get_or_insert(ExportError::RecordTooLarge {
+                key: lossy(m.key),
+                entry_ref: m.record.entry_ref,
+                size,
+                max: max_payload,
+            });
+            continue;
+        }
+        let message = publish_of(m.record).expected_last_subject_sequence(m.after_sequence);
+        match js.send_publish(m.subject.to_owned(), message).await {
+            Ok(ack) => {
+                sent.push(m);
+                acks.push(ack.into_future());
+            }
+            Err(e) => {
+                settled.error.get_or_insert(publish_error(m, e));
+            }
+        }
+    }
+    for (m, result) in sent.into_iter().zip(join_all(acks).await) {
+        match result {
+            Ok(ack) if !ack.duplicate => settled.stored.push(Stored {
+                feed: m.feed,
+                entry_ref: m.record.entry_ref,
+                sequence: ack.sequence,
+            }),
+            Ok(ack) => {
+                settled.conflict.get_or_insert(ExportError::Duplicate {
+                    key: lossy(m.key),
+                    entry_ref: m.record.entry_ref,
+                    sequence: ack.sequence,
+                });
+            }
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                settled.conflict.get_or_insert(publish_error(m, e));
+            }
+            Err(e) => {
+                settled.error.get_or_insert(publish_error(m, e));
+            }
+        }
+    }
+    settled
 }

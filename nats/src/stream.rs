@@ -42,8 +42,8 @@ pub(crate) async fn open_stream(
     let ours = format!("{prefix}.>");
     let why = if info.config.subjects != [ours.clone()] {
         format!(
-            "its subjects are {:?}, not exactly [{ours:?}]: the export's chain of expected \
-             sequences needs a stream no one else publishes to (one stream per exported log)",
+            "its subjects are {:?}, not exactly [{ours:?}]: the export needs a stream no one \
+             else publishes to (one stream per exported log)",
             info.config.subjects
         )
     } else if info.config.sealed {
@@ -61,13 +61,13 @@ fn is_not_found(e: &async_nats::jetstream::context::GetStreamError) -> bool {
     matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND)
 }
 
-/// The reference of the last message the stream holds for `subject`, if
-/// any.
+/// The reference and stream sequence of the last message the stream holds
+/// for `subject`, if any.
 pub(crate) async fn last_exported(
     stream: &Stream,
     config: &ExportConfig,
     subject: &str,
-) -> Result<Option<EntryRef>, ExportError> {
+) -> Result<Option<(EntryRef, u64)>, ExportError> {
     let message = match stream.get_last_raw_message_by_subject(subject).await {
         Ok(m) => m,
         Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
@@ -90,5 +90,5 @@ pub(crate) async fn last_exported(
         subject: message.subject.to_string(),
         why,
     })?;
-    Ok(Some(decoded.entry_ref))
+    Ok(Some((decoded.entry_ref, message.sequence)))
 }

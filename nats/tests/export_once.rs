@@ -9,16 +9,18 @@ mod common;
 use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
-use common::{TestResult, assert_exactly_once, write};
+use common::{Fixture, TestResult, assert_exactly_once, write};
 use nano_wal::Wal;
-use nano_wal_nats::testing::{NatsServer, read_stream};
+use nano_wal_nats::testing::read_stream;
 use nano_wal_nats::{ExportConfig, ExportError, Exporter};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_once_in_order_then_only_new_ones() -> TestResult {
-    let server = NatsServer::start()?;
-    let client = async_nats::connect(server.url()).await?;
-    let tmp = tempfile::tempdir()?;
+    let Fixture {
+        server: _server,
+        client,
+        dir: tmp,
+    } = Fixture::start().await?;
     let wal = Wal::builder(tmp.path()).open()?;
     let mut written = write(&wal, &["orders", "raft/1/log", "price.eur"], 300)?;
     let config = ExportConfig::new("EVENTS", "wal.events").max_in_flight(64);
@@ -66,9 +68,11 @@ async fn every_record_once_in_order_then_only_new_ones() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cursor_holds_positions_and_skips_what_it_committed() -> TestResult {
-    let server = NatsServer::start()?;
-    let client = async_nats::connect(server.url()).await?;
-    let tmp = tempfile::tempdir()?;
+    let Fixture {
+        server: _server,
+        client,
+        dir: tmp,
+    } = Fixture::start().await?;
     let wal = Wal::builder(tmp.path()).open()?;
     let written = write(&wal, &["a", "b"], 50)?;
     let stop = AtomicBool::new(false);
@@ -116,9 +120,11 @@ async fn the_cursor_holds_positions_and_skips_what_it_committed() -> TestResult 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_settings_and_foreign_streams_are_refused() -> TestResult {
-    let server = NatsServer::start()?;
-    let client = async_nats::connect(server.url()).await?;
-    let tmp = tempfile::tempdir()?;
+    let Fixture {
+        server: _server,
+        client,
+        dir: tmp,
+    } = Fixture::start().await?;
     let wal = Wal::builder(tmp.path()).open()?;
     wal.append_entry("k", None, Bytes::from("x"), true)?;
     for config in [

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{TestResult, Written, assert_exactly_once, write};
+use common::{Fixture, TestResult, Written, assert_exactly_once, write};
 use nano_wal::Wal;
-use nano_wal_nats::testing::{NatsServer, read_stream};
+use nano_wal_nats::testing::read_stream;
 use nano_wal_nats::{ExportConfig, Exporter};
 
 async fn wait_for_count(client: &async_nats::Client, stream: &str, want: u64) -> TestResult {
@@ -68,27 +68,33 @@ async fn follow_and_append(wal: Arc<Wal>, client: async_nats::Client) -> TestRes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appended_records_and_new_keys_are_exported_as_they_come() -> TestResult {
-    let server = NatsServer::start()?;
-    let client = async_nats::connect(server.url()).await?;
-    let tmp = tempfile::tempdir()?;
+    let Fixture {
+        server: _server,
+        client,
+        dir: tmp,
+    } = Fixture::start().await?;
     let wal = Arc::new(Wal::builder(tmp.path()).open()?);
     follow_and_append(wal, client).await
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_current_thread_runtime_follows_too() -> TestResult {
-    let server = NatsServer::start()?;
-    let client = async_nats::connect(server.url()).await?;
-    let tmp = tempfile::tempdir()?;
+    let Fixture {
+        server: _server,
+        client,
+        dir: tmp,
+    } = Fixture::start().await?;
     let wal = Arc::new(Wal::builder(tmp.path()).open()?);
     follow_and_append(wal, client).await
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_read_only_exporter_on_a_current_thread_runtime_sees_the_writer() -> TestResult {
-    let server = NatsServer::start()?;
-    let client = async_nats::connect(server.url()).await?;
-    let tmp = tempfile::tempdir()?;
+    let Fixture {
+        server: _server,
+        client,
+        dir: tmp,
+    } = Fixture::start().await?;
     let writer = Wal::builder(tmp.path()).open()?;
     let mut written = write(&writer, &["a"], 5)?;
     writer.sync()?;

@@ -8,8 +8,31 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use nano_wal::{EntryRef, Wal};
 use nano_wal_nats::ExportedMessage;
+use nano_wal_nats::async_nats;
+use nano_wal_nats::testing::NatsServer;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// A real nats-server, a client connected to it, and an empty directory
+/// for a log; the server stops when it is dropped.
+pub struct Fixture {
+    pub server: NatsServer,
+    pub client: async_nats::Client,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub async fn start() -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let server = NatsServer::start()?;
+        let client = async_nats::connect(server.url()).await?;
+        let dir = tempfile::tempdir()?;
+        Ok(Self {
+            server,
+            client,
+            dir,
+        })
+    }
+}
 
 /// One record as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
