@@ -135,21 +135,7 @@ impl Consumer {
     /// [`WalError::EntryNotFound`] if `entry_ref` is not a record of `key`;
     /// write errors.
     pub fn commit<K: AsRef<[u8]>>(&self, key: K, entry_ref: EntryRef) -> Result<()> {
-        let key = key.as_ref();
-        check_position(key, entry_ref)?;
-        let mut st = self.state();
-        self.wal.append_entry(
-            self.storage_key.as_str(),
-            Some(Bytes::copy_from_slice(key)),
-            Bytes::from(entry_ref.to_string()),
-            true,
-        )?;
-        st.positions.insert(key.to_vec(), entry_ref);
-        st.commits_since_rewrite += 1;
-        if st.commits_since_rewrite >= COMMITS_PER_REWRITE {
-            self.rewrite(&mut st)?;
-        }
-        Ok(())
+        self.commit_all([(key, entry_ref)])
     }
 
     /// Durably record several positions at once, as one atomic batch (one

@@ -117,6 +117,11 @@ pub enum ExportError {
     },
 }
 
+/// A key for messages (lossy UTF-8).
+pub(crate) fn lossy(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).into_owned()
+}
+
 impl ExportError {
     pub(crate) fn nats(what: impl Into<String>, source: impl Into<async_nats::Error>) -> Self {
         Self::Nats {

@@ -19,7 +19,7 @@ use nano_wal::{CONSUMER_KEY_PREFIX, Consumer, EntryRef, Record, Subscription, Wa
 use tokio::runtime::RuntimeFlavor;
 
 use crate::config::ExportConfig;
-use crate::error::ExportError;
+use crate::error::{ExportError, lossy};
 use crate::publish::{Message, publish};
 use crate::stream::{last_exported, open_stream};
 use crate::subject::{MAX_SUBJECT_BYTES, subject_of_key};
@@ -117,10 +117,6 @@ fn exported_keys(wal: &Wal) -> Result<Vec<Vec<u8>>, WalError> {
 /// `a` comes after `b` in their key's order.
 fn later(a: EntryRef, b: EntryRef) -> bool {
     (a.sequence_number, a.offset) > (b.sequence_number, b.offset)
-}
-
-fn lossy(key: &[u8]) -> String {
-    String::from_utf8_lossy(key).into_owned()
 }
 
 impl<'w> Exporter<'w> {
@@ -313,7 +309,7 @@ impl<'w> Exporter<'w> {
     /// Take the next record of as many keys as have one now, up to
     /// `max_in_flight`, round robin (a key has at most one message in
     /// flight, [`crate::publish`]).
-    fn collect(&mut self) -> Result<Vec<Outgoing>, ExportError> {
+    fn collect(&mut self) -> Result<Vec<Outgoing>, WalError> {
         let mut batch = Vec::new();
         let n = self.feeds.len();
         for step in 0..n {
@@ -346,14 +342,14 @@ impl<'w> Exporter<'w> {
                 self.wal.refresh()?;
                 self.refreshed_at = Instant::now();
             }
-            return self.collect();
+            return Ok(self.collect()?);
         }
         let wal = self.wal;
         let every_key = self.config.keys.is_empty();
         let known = self.known.len();
         tokio::task::block_in_place(|| {
             let found = wal.wait_until(WAIT_SLICE, || {
-                let batch = self.collect().map_err(into_wal_error)?;
+                let batch = self.collect()?;
                 if !batch.is_empty() {
                     return Ok(Some(batch));
                 }
@@ -419,14 +415,5 @@ impl<'w> Exporter<'w> {
         cursor.commit_all(std::mem::take(&mut self.uncommitted))?;
         self.committed_at = Instant::now();
         Ok(())
-    }
-}
-
-/// `wait_until`'s poll returns `WalError`s; an export error met there
-/// (only ever a read error of the log) passes through as one.
-fn into_wal_error(e: ExportError) -> WalError {
-    match e {
-        ExportError::Wal(w) => w,
-        other => WalError::InvalidConfig(other.to_string()),
     }
 }

@@ -17,7 +17,7 @@ use async_nats::jetstream::{self, context::PublishErrorKind};
 use futures::future::join_all;
 use nano_wal::{EntryRef, Record};
 
-use crate::error::ExportError;
+use crate::error::{ExportError, lossy};
 use crate::message::{message_size, publish_of};
 
 /// One record on its way (at most one per key in a batch).
@@ -51,10 +51,6 @@ pub(crate) struct Settled {
     pub conflict: Option<ExportError>,
     /// The first other failure: stop with it.
     pub error: Option<ExportError>,
-}
-
-fn lossy(key: &[u8]) -> String {
-    String::from_utf8_lossy(key).into_owned()
 }
 
 fn publish_error(m: &Message<'_>, e: impl Into<async_nats::Error>) -> ExportError {
