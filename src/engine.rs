@@ -482,29 +482,33 @@ impl Engine {
     }
 
     /// Run `op` on every item, on up to `storage.parallel_syncs()` threads
-    /// (scoped: all are done when this returns). Falls back to this thread
-    /// if a thread cannot be started.
+    /// (scoped: all are done when this returns). Each thread takes the next
+    /// item not yet taken, so one slow fsync holds up only its own thread.
+    /// Falls back to this thread if no thread can be started.
     pub fn in_parallel<T: Sync>(&self, items: &[T], op: impl Fn(&T) + Sync) {
         let threads = self.config.storage.parallel_syncs().min(items.len());
         if threads <= 1 {
             items.iter().for_each(&op);
             return;
         }
-        let per_thread = items.len().div_ceil(threads);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let work = || {
+            while let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                op(item);
+            }
+        };
         std::thread::scope(|scope| {
-            let op = &op;
-            let mut inline = Vec::new();
-            for chunk in items.chunks(per_thread) {
+            let work = &work;
+            for _ in 0..threads {
                 let spawned = std::thread::Builder::new()
                     .name("nano-wal-sync".into())
-                    .spawn_scoped(scope, move || chunk.iter().for_each(op));
+                    .spawn_scoped(scope, work);
                 if spawned.is_err() {
-                    inline.push(chunk);
+                    break;
                 }
             }
-            for chunk in inline {
-                chunk.iter().for_each(op);
-            }
+            // This thread helps too (and does it all if none started).
+            work();
         });
     }
 

@@ -50,24 +50,51 @@ pub(crate) fn segment_file_name(sanitized: &str, key_hash: u64, sequence: u64) -
 /// The sanitized key a segment file name starts with (what new segments of
 /// the key are named after); empty if the name has none.
 pub(crate) fn name_prefix(file_name: &str) -> String {
+    file_name[..name_prefix_len(file_name)].to_owned()
+}
+
+/// [`name_prefix`] in place: `file_name` cut to its prefix (no allocation).
+pub(crate) fn into_name_prefix(mut file_name: String) -> String {
+    file_name.truncate(name_prefix_len(&file_name));
+    file_name
+}
+
+/// The length of a segment file name's sanitized-key prefix (0 if the name
+/// has no such prefix).
+fn name_prefix_len(file_name: &str) -> usize {
     file_name
         .strip_suffix(SEGMENT_EXT)
         .and_then(|s| s.rsplitn(3, '-').nth(2))
-        .unwrap_or("")
-        .to_owned()
+        .map_or(0, str::len)
 }
 
 /// Parse a segment file name into `(key_hash, sequence)`; `None` for any file
 /// that is not a segment.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<(u64, u64)> {
-    let stem = name.strip_suffix(SEGMENT_EXT)?;
-    let (rest, seq) = stem.rsplit_once('-')?;
-    let (_, hash) = rest.rsplit_once('-')?;
-    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !all_digits(seq) || !all_digits(hash) {
+    // Bytes, not chars: every opening lists the directory and parses each
+    // name, and the separators and digits are ASCII.
+    let stem = name.strip_suffix(SEGMENT_EXT)?.as_bytes();
+    let (rest, seq) = split_last_dash(stem)?;
+    let (_, hash) = split_last_dash(rest)?;
+    Some((decimal(hash)?, decimal(seq)?))
+}
+
+/// `s` split at its last `-` (which neither part keeps).
+fn split_last_dash(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = s.iter().rposition(|&b| b == b'-')?;
+    Some((&s[..at], &s[at + 1..]))
+}
+
+/// A non-empty run of ASCII digits as a `u64`; `None` if anything else or
+/// too large.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
         return None;
     }
-    Some((hash.parse().ok()?, seq.parse().ok()?))
+    digits.iter().try_fold(0u64, |n, &b| {
+        let d = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 #[cfg(test)]
@@ -100,14 +127,36 @@ mod tests {
         assert_eq!(name, "topic-partition0-99-0007.log");
         assert_eq!(parse_segment_file_name(&name), Some((99, 7)));
         assert_eq!(parse_segment_file_name("-5-12345.log"), Some((5, 12345)));
+        assert_eq!(
+            parse_segment_file_name("k-18446744073709551615-1.log"),
+            Some((u64::MAX, 1))
+        );
         for bad in [
             "nano-wal.lock",
             "a-b-c.log",
             "a-1-2.txt",
             "1-2.log",
             "a--1.log",
+            "a-1-.log",
+            "a-+1-2.log",
+            "a-1-18446744073709551616.log",
         ] {
             assert_eq!(parse_segment_file_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn name_prefix_is_the_sanitized_key_of_a_file_name() {
+        for (name, prefix) in [
+            ("topic-partition0-99-0007.log", "topic-partition0"),
+            ("user123-5-12345.log", "user123"),
+            ("-5-12345.log", ""),
+            ("a-b-c-1-2.log", "a-b-c"),
+            ("no-suffix", ""),
+            ("1-2.log", ""),
+        ] {
+            assert_eq!(name_prefix(name), prefix, "{name}");
+            assert_eq!(into_name_prefix(name.to_owned()), prefix, "{name}");
         }
     }
 

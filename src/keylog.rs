@@ -9,7 +9,6 @@
 //! and publishes them: so a checkpoint, which takes each writer mutex in
 //! turn, sees every record whose frame is in an earlier journal file.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 
 use crate::engine::Engine;
@@ -222,18 +221,21 @@ pub(crate) struct KeyLog {
 }
 
 impl KeyLog {
+    /// A key's log over `segments`, which must be sorted by sequence
+    /// (oldest first, no two alike).
     pub fn new(
         key: Vec<u8>,
         key_hash: u64,
         name_prefix: String,
-        segments: BTreeMap<u64, Arc<Segment>>,
+        segments: Vec<Arc<Segment>>,
         writer: Writer,
     ) -> Self {
+        debug_assert!(segments.windows(2).all(|w| w[0].sequence < w[1].sequence));
         Self {
             key,
             key_hash,
             name_prefix,
-            segments: RwLock::new(segments.into_values().collect()),
+            segments: RwLock::new(segments),
             writer: Mutex::new(writer),
         }
     }

@@ -84,14 +84,15 @@ pub(crate) fn open_engine(
     let dir = &engine.config.dir;
     let (names, files) = replay::list(&engine)?;
     let (manifest, highest) = replay::newest_manifest(&engine, &files)?;
-    let loaded = match &manifest {
+    let has_manifest = manifest.is_some();
+    let loaded = match manifest {
         Some(m) => replay::load(&engine, m, &names, &files, highest, &mut report)?,
         None => None,
     };
     let (keys, start, needs_checkpoint) = match loaded {
         Some(l) => (l.keys, l.start, l.needs_checkpoint),
         None => {
-            if manifest.is_none() && !files.journals.is_empty() && !engine.is_read_only() {
+            if !has_manifest && !files.journals.is_empty() && !engine.is_read_only() {
                 let name = files.journals.values().next().cloned().unwrap_or_default();
                 return Err(corrupted(
                     &dir.join(name),
@@ -226,7 +227,8 @@ fn load_key(
         .cloned();
     let prefix = crate::key::name_prefix(last_name);
     let writer = Writer::recovered(next_sequence, active);
-    Ok(Some(KeyLog::new(key, hash, prefix, table, writer)))
+    let segments = table.into_values().collect();
+    Ok(Some(KeyLog::new(key, hash, prefix, segments, writer)))
 }
 
 /// A segment file, opened, with its first bytes decoded as a header.

@@ -153,10 +153,10 @@ fn random_salt() -> u64 {
     std::hash::RandomState::new().hash_one((nanos, COUNTER.fetch_add(1, Ordering::Relaxed)))
 }
 
-/// Concurrent fsyncs [`StdStorage`] allows: measured on ext4, 16 threads
-/// sync 1,000 files in about a fifth of the time one thread takes, and more
-/// threads gain little.
-pub const STD_PARALLEL_SYNCS: usize = 16;
+/// Concurrent fsyncs [`StdStorage`] allows. Measured on ext4 (a virtual
+/// disk), each thread taking the next file: 10,000 files of 200 bytes took
+/// 1.1–1.6 s on 16 threads, 0.56–0.79 s on 64 and 0.68–0.80 s on 128.
+pub const STD_PARALLEL_SYNCS: usize = 64;
 
 /// [`Storage`] on the real file system through std.
 #[derive(Debug, Default, Clone, Copy)]

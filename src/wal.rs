@@ -3,7 +3,6 @@
 mod edit;
 mod shared;
 
-use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::hash::Hash;
@@ -184,7 +183,7 @@ impl Wal {
                 key.to_vec(),
                 hash,
                 name,
-                BTreeMap::new(),
+                Vec::new(),
                 Writer::new(1),
             ))
         });

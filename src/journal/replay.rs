@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::engine::{Engine, KeyTable};
 use crate::error::{Result, WalError, io_at};
-use crate::format::manifest::{self, Manifest, ManifestDefect};
+use crate::format::manifest::{self, Manifest, ManifestDefect, ManifestSegment};
 use crate::journal::frames::Replayer;
 use crate::journal::{JournalStart, parse_journal_file_name, parse_manifest_file_name};
 use crate::key::parse_segment_file_name;
@@ -145,31 +145,15 @@ fn read_whole(engine: &Engine, path: &std::path::Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn state_from(m: &Manifest) -> State {
+/// The manifest's keys, moved out of it (its other fields stay).
+fn state_from(m: &mut Manifest) -> State {
     let mut st = State::new();
-    for k in &m.keys {
-        let segments = k
-            .segments
-            .iter()
-            .map(|s| {
-                let seg = SegState {
-                    file_name: s.file_name.clone(),
-                    version: s.version,
-                    header_len: s.header_len,
-                    salt: s.salt,
-                    rotate_at_ms: s.rotate_at_ms,
-                    end: s.end,
-                    durable_end: s.end,
-                    start: s.start,
-                    last: LastRecord::from_raw(s.last),
-                };
-                (s.sequence, seg)
-            })
-            .collect();
+    for k in std::mem::take(&mut m.keys) {
+        let segments = k.segments.into_iter().map(seg_state).collect();
         st.insert(
             k.key_hash,
             KeyState {
-                key: k.key.clone(),
+                key: k.key,
                 next_sequence: k.next_sequence,
                 segments,
             },
@@ -178,11 +162,51 @@ fn state_from(m: &Manifest) -> State {
     st
 }
 
+/// A manifest's segment as replay tracks it (durable up to its end).
+fn seg_state(s: ManifestSegment) -> (u64, SegState) {
+    let seg = SegState {
+        version: s.version,
+        header_len: s.header_len,
+        salt: s.salt,
+        rotate_at_ms: s.rotate_at_ms,
+        end: s.end,
+        durable_end: s.end,
+        start: s.start,
+        last: LastRecord::from_raw(s.last),
+        file_name: s.file_name,
+    };
+    (s.sequence, seg)
+}
+
+/// Whether the listing's segment files are exactly the manifest's (by key
+/// hash and sequence, as [`listed_segments`] counts them).
+fn lists_exactly(m: &Manifest, names: &[String]) -> bool {
+    let mut on_disk: Vec<(u64, u64)> = names
+        .iter()
+        .filter_map(|n| parse_segment_file_name(n))
+        .collect();
+    on_disk.sort_unstable();
+    on_disk.dedup();
+    let mut listed = 0;
+    for k in &m.keys {
+        for s in &k.segments {
+            if on_disk.binary_search(&(k.key_hash, s.sequence)).is_err() {
+                return false;
+            }
+            listed += 1;
+        }
+    }
+    listed == on_disk.len()
+}
+
+/// The segment files of a listing (their names), by key hash and sequence.
+type OnDisk<'a> = BTreeMap<(u64, u64), &'a str>;
+
 /// The segment files of the listing, by key hash and sequence.
-fn listed_segments(names: &[String]) -> BTreeMap<(u64, u64), String> {
+fn listed_segments(names: &[String]) -> OnDisk<'_> {
     names
         .iter()
-        .filter_map(|n| parse_segment_file_name(n).map(|ids| (ids, n.clone())))
+        .filter_map(|n| parse_segment_file_name(n).map(|ids| (ids, n.as_str())))
         .collect()
 }
 
@@ -192,34 +216,34 @@ fn listed_segments(names: &[String]) -> BTreeMap<(u64, u64), String> {
 /// read-only handles another way then).
 pub(crate) fn load(
     engine: &Engine,
-    m: &Manifest,
+    mut m: Manifest,
     names: &[String],
     files: &JournalFiles,
     highest_generation: u64,
     report: &mut RecoveryReport,
 ) -> Result<Option<Loaded>> {
-    let mut st = state_from(m);
-    let on_disk = listed_segments(names);
     let journals: Vec<(u64, &String)> = files
         .journals
         .range(m.journal_start..)
         .map(|(s, n)| (*s, n))
         .collect();
-    let listed: usize = st.values().map(|k| k.segments.len()).sum();
-    let all_listed_present = st.iter().all(|(h, k)| {
-        k.segments
-            .keys()
-            .all(|seq| on_disk.contains_key(&(*h, *seq)))
-    });
     let mut start = JournalStart {
         next_file: m.journal_start,
         next_frame: m.next_frame,
         manifest_generation: highest_generation,
         bytes_since_checkpoint: 0,
     };
-    if m.clean && journals.is_empty() && all_listed_present && listed == on_disk.len() {
-        report.segments = listed;
-        let keys = build(engine, st)?;
+    if m.clean && journals.is_empty() && lists_exactly(&m, names) {
+        // The fast path: the key table straight from the manifest.
+        report.segments = m.keys.iter().map(|k| k.segments.len()).sum();
+        let mut keys = KeyTable::default();
+        keys.reserve(m.keys.len());
+        for k in std::mem::take(&mut m.keys) {
+            let segments = k.segments.into_iter().map(seg_state);
+            if let Some(log) = key_log(engine, k.key_hash, k.key, k.next_sequence, segments) {
+                keys.insert(k.key_hash, log);
+            }
+        }
         let stale = files.journals.keys().next().is_some() || files.manifests.len() > 1;
         return Ok(Some(Loaded {
             keys,
@@ -227,6 +251,8 @@ pub(crate) fn load(
             needs_checkpoint: stale && !engine.is_read_only(),
         }));
     }
+    let mut st = state_from(&mut m);
+    let on_disk = listed_segments(names);
     if m.clean && journals.is_empty() {
         refuse_unlisted(engine, &st, &on_disk)?;
     }
@@ -240,10 +266,10 @@ pub(crate) fn load(
     // that every frame the second pass applies is durable.
     let strays = check_strays(engine, &st, &on_disk)?;
     let mut replayer = Replayer::new(engine, &mut st, report);
-    replayer.replay_all(&journals, m)?;
+    replayer.replay_all(&journals, &m)?;
     replayer.apply = true;
     cut_to_manifest(engine, replayer.st, &on_disk, &replayer.cuts)?;
-    start.next_frame = replayer.replay_all(&journals, m)?;
+    start.next_frame = replayer.replay_all(&journals, &m)?;
     start.next_file = match journals.last() {
         Some((s, _)) if replayer.dropped_last_file => *s,
         Some((s, _)) => s + 1,
@@ -270,7 +296,7 @@ pub(crate) fn load(
 fn cut_to_manifest(
     engine: &Engine,
     st: &State,
-    on_disk: &BTreeMap<(u64, u64), String>,
+    on_disk: &OnDisk<'_>,
     cuts: &std::collections::HashMap<(u64, u64), u64>,
 ) -> Result<()> {
     for (hash, k) in st {
@@ -305,11 +331,7 @@ fn cut_to_manifest(
 /// manifest does not list (a writer makes its journal file before its
 /// first new segment): such a file was written by something else, perhaps
 /// an earlier version of this crate, and is never deleted.
-fn refuse_unlisted(
-    engine: &Engine,
-    st: &State,
-    on_disk: &BTreeMap<(u64, u64), String>,
-) -> Result<()> {
+fn refuse_unlisted(engine: &Engine, st: &State, on_disk: &OnDisk<'_>) -> Result<()> {
     let unlisted = on_disk
         .iter()
         .find(|((hash, seq), _)| !st.get(hash).is_some_and(|k| k.segments.contains_key(seq)));
@@ -337,11 +359,7 @@ struct Stray {
 /// checkpoint, they are rebuilt from the journal if it names them, and
 /// removed otherwise. A file this WAL cannot have written is refused before
 /// anything changes, never removed.
-fn check_strays(
-    engine: &Engine,
-    st: &State,
-    on_disk: &BTreeMap<(u64, u64), String>,
-) -> Result<Vec<Stray>> {
+fn check_strays(engine: &Engine, st: &State, on_disk: &OnDisk<'_>) -> Result<Vec<Stray>> {
     let mut strays = Vec::new();
     for (&(hash, seq), name) in on_disk {
         if st.get(&hash).is_some_and(|k| k.segments.contains_key(&seq)) {
@@ -399,11 +417,7 @@ fn remove_strays(
 
 /// Every segment still in the state must exist on disk (or have been made
 /// by replay).
-fn check_present(
-    engine: &Engine,
-    st: &State,
-    on_disk: &BTreeMap<(u64, u64), String>,
-) -> Result<()> {
+fn check_present(engine: &Engine, st: &State, on_disk: &OnDisk<'_>) -> Result<()> {
     for (hash, k) in st {
         for (seq, seg) in &k.segments {
             if seg.durable_end > 0 && !on_disk.contains_key(&(*hash, *seq)) {
@@ -428,43 +442,47 @@ pub(super) fn open_rw(engine: &Engine, path: &std::path::Path) -> Result<Arc<dyn
 /// Build the key table from the replayed state.
 fn build(engine: &Engine, st: State) -> Result<KeyTable> {
     let mut keys = KeyTable::default();
+    keys.reserve(st.len());
     for (hash, k) in st {
-        let mut table: BTreeMap<u64, Arc<Segment>> = BTreeMap::new();
-        let mut prefix = String::new();
-        for (seq, s) in k.segments {
-            prefix = crate::key::name_prefix(&s.file_name);
-            let seg = Segment::new(SegmentInit {
-                key_hash: hash,
-                sequence: seq,
-                path: engine.config.dir.join(&s.file_name),
-                version: s.version,
-                salt: s.salt,
-                header_len: s.header_len,
-                rotate_at_ms: s.rotate_at_ms,
-                end: s.end,
-                dir_generation: 1,
-                durable_end: s.durable_end,
-                start: s.start,
-                last: s.last,
-            });
-            table.insert(seq, Arc::new(seg));
+        if let Some(log) = key_log(engine, hash, k.key, k.next_sequence, k.segments.into_iter()) {
+            keys.insert(hash, log);
         }
-        if table.is_empty() {
-            continue;
-        }
-        let active = table
-            .values()
-            .next_back()
-            .filter(|s| s.is_checksummed())
-            .cloned();
-        let next = k
-            .next_sequence
-            .max(table.keys().next_back().map_or(1, |s| s + 1));
-        let writer = Writer::recovered(next, active);
-        keys.insert(
-            hash,
-            Arc::new(KeyLog::new(k.key, hash, prefix, table, writer)),
-        );
     }
     Ok(keys)
+}
+
+/// One key's log over `segments` (sorted by sequence, oldest first);
+/// `None` if it has none.
+fn key_log(
+    engine: &Engine,
+    hash: u64,
+    key: Vec<u8>,
+    next_sequence: u64,
+    segments: impl ExactSizeIterator<Item = (u64, SegState)>,
+) -> Option<Arc<KeyLog>> {
+    let mut table: Vec<Arc<Segment>> = Vec::with_capacity(segments.len());
+    let mut newest_name = None;
+    for (seq, s) in segments {
+        let seg = Segment::new(SegmentInit {
+            key_hash: hash,
+            sequence: seq,
+            path: engine.config.dir.join(&s.file_name),
+            version: s.version,
+            salt: s.salt,
+            header_len: s.header_len,
+            rotate_at_ms: s.rotate_at_ms,
+            end: s.end,
+            dir_generation: 1,
+            durable_end: s.durable_end,
+            start: s.start,
+            last: s.last,
+        });
+        table.push(Arc::new(seg));
+        newest_name = Some(s.file_name);
+    }
+    let prefix = crate::key::into_name_prefix(newest_name?);
+    let active = table.last().filter(|s| s.is_checksummed()).cloned();
+    let next = next_sequence.max(table.last().map_or(1, |s| s.sequence + 1));
+    let writer = Writer::recovered(next, active);
+    Some(Arc::new(KeyLog::new(key, hash, prefix, table, writer)))
 }
