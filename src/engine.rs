@@ -481,10 +481,10 @@ impl Engine {
         }
     }
 
-    /// Run `op` on every item, on up to `storage.parallel_syncs()` threads
-    /// (scoped: all are done when this returns). Each thread takes the next
-    /// item not yet taken, so one slow fsync holds up only its own thread.
-    /// Falls back to this thread if no thread can be started.
+    /// Run `op` on every item, on up to `storage.parallel_syncs()` threads,
+    /// this one included (scoped: all are done when this returns). Each
+    /// thread takes the next item not yet taken, so one slow fsync holds up
+    /// only its own thread. This thread does it all if no other can start.
     pub fn in_parallel<T: Sync>(&self, items: &[T], op: impl Fn(&T) + Sync) {
         let threads = self.config.storage.parallel_syncs().min(items.len());
         if threads <= 1 {
@@ -499,7 +499,7 @@ impl Engine {
         };
         std::thread::scope(|scope| {
             let work = &work;
-            for _ in 0..threads {
+            for _ in 1..threads {
                 let spawned = std::thread::Builder::new()
                     .name("nano-wal-sync".into())
                     .spawn_scoped(scope, work);

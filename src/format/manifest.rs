@@ -175,6 +175,7 @@ pub(crate) fn decode(b: &[u8]) -> Result<Manifest, ManifestDefect> {
     if r.at != body.len() {
         return Err(Corrupt("bytes left over after the last key".into()));
     }
+    check_unique_keys(&keys).map_err(Corrupt)?;
     Ok(Manifest {
         generation: get_u64(b, MH_GENERATION_OFFSET),
         clean: flags & MANIFEST_FLAG_CLEAN != 0,
@@ -182,6 +183,17 @@ pub(crate) fn decode(b: &[u8]) -> Result<Manifest, ManifestDefect> {
         next_frame: get_u64(b, MH_NEXT_FRAME_OFFSET),
         keys,
     })
+}
+
+/// No key hash twice: this crate writes one entry per key, and opening
+/// builds its key table by hash.
+fn check_unique_keys(keys: &[ManifestKey]) -> Result<(), String> {
+    let mut hashes: Vec<u64> = keys.iter().map(|k| k.key_hash).collect();
+    hashes.sort_unstable();
+    match hashes.windows(2).find(|w| w[0] == w[1]) {
+        Some(w) => Err(format!("key hash {} is listed twice", w[0])),
+        None => Ok(()),
+    }
 }
 
 struct Reader<'a> {
@@ -236,11 +248,23 @@ impl<'a> Reader<'a> {
                 start: self.u64()?,
                 last: self.u64()?,
             });
-            let s = segments.last().ok_or("no segment decoded")?;
+            let (s, before) = match segments.as_slice() {
+                [.., before, s] => (s, Some(before)),
+                [s] => (s, None),
+                [] => return Err("no segment decoded".into()),
+            };
             if s.start < s.header_len || s.start > s.end || s.last > s.end {
                 return Err(format!(
                     "segment {} has start {}, last record {} and end {}",
                     s.sequence, s.start, s.last, s.end
+                ));
+            }
+            // Oldest first, each once: opening relies on the order.
+            if before.is_some_and(|b| b.sequence >= s.sequence) {
+                return Err(format!(
+                    "key hash {key_hash}: segment {} follows segment {}",
+                    s.sequence,
+                    before.map_or(0, |b| b.sequence)
                 ));
             }
         }
@@ -286,6 +310,41 @@ mod tests {
     fn round_trips() {
         let m = sample();
         assert_eq!(decode(&encode(&m)), Ok(m));
+    }
+
+    fn segment(sequence: u64) -> ManifestSegment {
+        ManifestSegment {
+            sequence,
+            file_name: format!("orders-77-{sequence:04}.log"),
+            ..sample().keys[0].segments[0].clone()
+        }
+    }
+
+    #[test]
+    fn segments_must_be_in_increasing_order() {
+        let mut m = sample();
+        m.keys[0].segments = vec![segment(2), segment(3), segment(7)];
+        assert_eq!(decode(&encode(&m)), Ok(m.clone()));
+        for bad in [vec![segment(3), segment(2)], vec![segment(2), segment(2)]] {
+            m.keys[0].segments = bad;
+            match decode(&encode(&m)) {
+                Err(ManifestDefect::Corrupt(why)) => assert!(why.contains("follows"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_key_hash_listed_twice_is_corrupt() {
+        let mut m = sample();
+        let mut other = m.keys[0].clone();
+        other.key = b"other".to_vec();
+        other.segments = vec![segment(5)];
+        m.keys.push(other);
+        match decode(&encode(&m)) {
+            Err(ManifestDefect::Corrupt(why)) => assert!(why.contains("listed twice"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct Scale {
     pub batch_size: usize,
     /// Durable appends per thread.
     pub per_thread: usize,
+    /// Synced batches per thread of the multi-group workload.
+    pub group_batches: usize,
     /// (keys, records per key) of the two random-read layouts.
     pub read_layouts: [(usize, usize); 2],
     /// Random reads per run.
@@ -45,6 +47,9 @@ impl Scale {
             batches: 20,
             batch_size: 1000,
             per_thread: 500,
+            // 16 threads × 200 × 50 KiB: about 160 MB, a second or more, so
+            // the row measures writing rather than creating the files.
+            group_batches: 200,
             read_layouts: [(10, 10_000), (1000, 100)],
             reads: 200_000,
             enumerate: 100_000,
@@ -64,6 +69,7 @@ impl Scale {
             batches: 3,
             batch_size: 50,
             per_thread: 5,
+            group_batches: 2,
             read_layouts: [(2, 100), (10, 20)],
             reads: 200,
             enumerate: 200,

@@ -242,7 +242,7 @@ fn random_pool(bytes: usize) -> Bytes {
 }
 
 /// Each thread writes synced batches for its own groups until
-/// `per_thread` batches or the budget; entries per second.
+/// `group_batches` batches or the budget; entries per second.
 fn multi_group<S: System>(
     s: &Scale,
     (threads, groups, entries, size): (usize, usize, usize, usize),
@@ -256,10 +256,10 @@ fn multi_group<S: System>(
             .map(|t| {
                 let (sys, pool) = (&sys, &pool);
                 scope.spawn(move || -> Res<usize> {
-                    let mut n = 0;
+                    let (mut n, mut batches) = (0, 0);
                     let mut next_index = 1u64;
                     let mut at = t * 7919;
-                    while n < s.per_thread && !(n > 0 && start.elapsed() >= s.budget) {
+                    while batches < s.group_batches && !(n > 0 && start.elapsed() >= s.budget) {
                         let batch: Vec<Group> = (0..groups)
                             .map(|g| Group {
                                 id: (t * groups + g) as u64,
@@ -275,6 +275,7 @@ fn multi_group<S: System>(
                         sys.append_groups(&batch)?;
                         next_index += entries as u64;
                         n += groups * entries;
+                        batches += 1;
                     }
                     Ok(n)
                 })
