@@ -388,7 +388,11 @@ impl<'w> Exporter<'w> {
         for stored in &settled.stored {
             let feed = &mut self.feeds[stored.feed];
             feed.last_sequence = stored.sequence;
-            self.uncommitted.insert(feed.key.clone(), stored.entry_ref);
+            // Positions wait only for a cursor (without one, the stream
+            // alone says how far each key got).
+            if self.cursor.is_some() {
+                self.uncommitted.insert(feed.key.clone(), stored.entry_ref);
+            }
         }
         let stored = settled.stored.len() as u64;
         self.report.published += stored;
@@ -403,7 +407,6 @@ impl<'w> Exporter<'w> {
     /// batch, if `now` or if enough wait or they waited long enough.
     fn commit(&mut self, now: bool) -> Result<(), ExportError> {
         let Some(cursor) = &self.cursor else {
-            self.uncommitted.clear();
             return Ok(());
         };
         let due = now

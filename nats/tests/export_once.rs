@@ -10,18 +10,14 @@ use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
 use common::{Fixture, TestResult, assert_exactly_once, write};
-use nano_wal::Wal;
 use nano_wal_nats::testing::read_stream;
 use nano_wal_nats::{ExportConfig, ExportError, Exporter};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_once_in_order_then_only_new_ones() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
-    let wal = Wal::builder(tmp.path()).open()?;
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
+    let wal = fx.wal_builder().open()?;
     let mut written = write(&wal, &["orders", "raft/1/log", "price.eur"], 300)?;
     let config = ExportConfig::new("EVENTS", "wal.events").max_in_flight(64);
     let stop = AtomicBool::new(false);
@@ -68,12 +64,9 @@ async fn every_record_once_in_order_then_only_new_ones() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cursor_holds_positions_and_skips_what_it_committed() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
-    let wal = Wal::builder(tmp.path()).open()?;
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
+    let wal = fx.wal_builder().open()?;
     let written = write(&wal, &["a", "b"], 50)?;
     let stop = AtomicBool::new(false);
     let config = ExportConfig::new("S", "p").key("a").cursor("nats");
@@ -120,12 +113,9 @@ async fn the_cursor_holds_positions_and_skips_what_it_committed() -> TestResult 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_settings_and_foreign_streams_are_refused() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
-    let wal = Wal::builder(tmp.path()).open()?;
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
+    let wal = fx.wal_builder().open()?;
     wal.append_entry("k", None, Bytes::from("x"), true)?;
     for config in [
         ExportConfig::new("S", "bad.*.prefix"),
@@ -204,7 +194,7 @@ async fn bad_settings_and_foreign_streams_are_refused() -> TestResult {
     );
 
     // A read-only handle cannot commit a cursor.
-    let reader = Wal::builder(tmp.path()).read_only(true).open()?;
+    let reader = fx.wal_builder().read_only(true).open()?;
     let err = Exporter::new(&reader, client, ExportConfig::new("S", "p").cursor("c"))
         .await
         .err();

@@ -68,37 +68,28 @@ async fn follow_and_append(wal: Arc<Wal>, client: async_nats::Client) -> TestRes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appended_records_and_new_keys_are_exported_as_they_come() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
-    let wal = Arc::new(Wal::builder(tmp.path()).open()?);
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
+    let wal = Arc::new(fx.wal_builder().open()?);
     follow_and_append(wal, client).await
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_current_thread_runtime_follows_too() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
-    let wal = Arc::new(Wal::builder(tmp.path()).open()?);
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
+    let wal = Arc::new(fx.wal_builder().open()?);
     follow_and_append(wal, client).await
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_read_only_exporter_on_a_current_thread_runtime_sees_the_writer() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
-    let writer = Wal::builder(tmp.path()).open()?;
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
+    let writer = fx.wal_builder().open()?;
     let mut written = write(&writer, &["a"], 5)?;
     writer.sync()?;
-    let reader = Arc::new(Wal::builder(tmp.path()).read_only(true).open()?);
+    let reader = Arc::new(fx.wal_builder().read_only(true).open()?);
     let stop = Arc::new(AtomicBool::new(false));
     let exporter = {
         let (reader, client, stop) = (reader.clone(), client.clone(), stop.clone());

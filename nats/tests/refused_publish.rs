@@ -13,17 +13,13 @@ use std::sync::atomic::AtomicBool;
 
 use bytes::Bytes;
 use common::{Fixture, TestResult};
-use nano_wal::Wal;
 use nano_wal_nats::testing::read_stream;
 use nano_wal_nats::{ExportConfig, ExportError, Exporter};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_record_leaves_no_gap_and_is_exported_once_the_cause_is_gone() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
     let js = async_nats::jetstream::new(client.clone());
     let mut stream_config = async_nats::jetstream::stream::Config {
         name: "SMALL".into(),
@@ -32,7 +28,7 @@ async fn a_refused_record_leaves_no_gap_and_is_exported_once_the_cause_is_gone()
         ..Default::default()
     };
     js.create_stream(stream_config.clone()).await?;
-    let wal = Wal::builder(tmp.path()).open()?;
+    let wal = fx.wal_builder().open()?;
     let mut written = Vec::new();
     for i in 0..6 {
         let size = if i == 2 { 2000 } else { 10 };
@@ -87,12 +83,9 @@ async fn a_refused_record_leaves_no_gap_and_is_exported_once_the_cause_is_gone()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exporters_racing_while_a_writer_appends_store_each_record_once() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
-    let wal = std::sync::Arc::new(Wal::builder(tmp.path()).open()?);
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
+    let wal = std::sync::Arc::new(fx.wal_builder().open()?);
     let mut written = common::write(&wal, &["a", "b", "c"], 200)?;
     let config = ExportConfig::new("RACE", "race")
         .max_in_flight(16)
@@ -134,12 +127,9 @@ async fn exporters_racing_while_a_writer_appends_store_each_record_once() -> Tes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_another_publisher_stored_is_resumed_after_not_stored_again() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
-    let wal = Wal::builder(tmp.path()).open()?;
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
+    let wal = fx.wal_builder().open()?;
     let written = common::write(&wal, &["a"], 3)?;
     let config = ExportConfig::new("LEFT", "left").key("a");
     let mut exporter = Exporter::new(&wal, client.clone(), config.clone()).await?;
@@ -167,12 +157,9 @@ async fn a_record_another_publisher_stored_is_resumed_after_not_stored_again() -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_messages_in_flight_than_the_default_ack_permits() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
-    let wal = Wal::builder(tmp.path()).open()?;
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
+    let wal = fx.wal_builder().open()?;
     let written = common::write(&wal, &["k"], 6000)?;
     let config = ExportConfig::new("WIDE", "wide").max_in_flight(6000);
     let stop = AtomicBool::new(false);
@@ -186,12 +173,9 @@ async fn more_messages_in_flight_than_the_default_ack_permits() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_resume_position_is_reported_or_skipped() -> TestResult {
-    let Fixture {
-        server: _server,
-        client,
-        dir: tmp,
-    } = Fixture::start().await?;
-    let wal = Wal::builder(tmp.path()).max_segment_bytes(4096).open()?;
+    let fx = Fixture::start().await?;
+    let client = fx.client.clone();
+    let wal = fx.wal_builder().max_segment_bytes(4096).open()?;
     let mut refs = Vec::new();
     for i in 0..40 {
         refs.push(wal.append_entry("k", None, Bytes::from(vec![i; 500]), false)?);

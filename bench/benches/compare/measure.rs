@@ -256,10 +256,11 @@ fn multi_group<S: System>(
             .map(|t| {
                 let (sys, pool) = (&sys, &pool);
                 scope.spawn(move || -> Res<usize> {
-                    let (mut n, mut batches) = (0, 0);
+                    let mut batches = 0;
                     let mut next_index = 1u64;
                     let mut at = t * 7919;
-                    while batches < s.group_batches && !(n > 0 && start.elapsed() >= s.budget) {
+                    while batches < s.group_batches && !(batches > 0 && start.elapsed() >= s.budget)
+                    {
                         let batch: Vec<Group> = (0..groups)
                             .map(|g| Group {
                                 id: (t * groups + g) as u64,
@@ -274,10 +275,9 @@ fn multi_group<S: System>(
                             .collect();
                         sys.append_groups(&batch)?;
                         next_index += entries as u64;
-                        n += groups * entries;
                         batches += 1;
                     }
-                    Ok(n)
+                    Ok(batches * groups * entries)
                 })
             })
             .collect();

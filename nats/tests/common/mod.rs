@@ -32,6 +32,11 @@ impl Fixture {
             dir,
         })
     }
+
+    /// A builder for the log in this fixture's directory.
+    pub fn wal_builder(&self) -> nano_wal::WalBuilder {
+        Wal::builder(self.dir.path())
+    }
 }
 
 /// One record as written.
