@@ -15,6 +15,7 @@ use crate::metrics::{AppendCounts, Count, Counters, Metrics};
 use crate::options::Config;
 use crate::segment::Segment;
 use crate::storage::{OpenMode, StorageFile, read_exact_at, write_all_at};
+use crate::tail::{Applier, ApplyTarget, Budget, SegmentReader};
 use crate::watermark::Watermark;
 
 /// The key table. Its keys are already SipHash values, so they are used as
@@ -56,8 +57,9 @@ impl Hasher for KeyHashHasher {
 ///    append writes its frame while holding its keys' writer mutexes;
 /// 6. a segment's durability watermark, then the directory's
 ///    (`dir_durability`);
-/// 7. the handle cache's locks, which are leaves: handles it evicts are
-///    synced after its locks are released.
+/// 7. a segment's tail (`Tail`), held across the write that applies it;
+/// 8. the handle cache's locks and the applier's list, which are leaves:
+///    handles the cache evicts are closed after its locks are released.
 ///
 /// A batch holds the writer mutexes of all its keys at once, taken in
 /// ascending key hash; nothing else holds two.
@@ -92,6 +94,10 @@ pub(crate) struct Engine {
     counters: Counters,
     /// Wakes subscriptions when records are published.
     pub notifier: crate::notify::Notifier,
+    /// The bytes segment tails hold, against `max_unapplied_bytes`.
+    pub budget: Budget,
+    /// The segments whose tails hold bytes, and the thread applying them.
+    pub applier: Applier,
 }
 
 /// `EMFILE`/`ENFILE`: the process or system is out of file descriptors.
@@ -102,6 +108,7 @@ fn out_of_descriptors(e: &io::Error) -> bool {
 impl Engine {
     pub fn new(config: Config, read_only: Option<String>) -> Self {
         let cache = HandleCache::new(config.max_open_files);
+        let config_unapplied = config.max_unapplied_bytes;
         let journal = Journal::new(
             &config.dir,
             config.storage.clone(),
@@ -130,6 +137,8 @@ impl Engine {
             dir_durability: Watermark::new(0),
             counters: Counters::default(),
             notifier: crate::notify::Notifier::default(),
+            budget: Budget::new(config_unapplied),
+            applier: Applier::default(),
         }
     }
 
@@ -151,6 +160,7 @@ impl Engine {
         m.open_files = self.cache.len();
         m.keys = keys.len();
         m.journal_bytes_since_checkpoint = self.journal.bytes_since_checkpoint();
+        m.unapplied_bytes = self.budget.used();
         m
     }
 
@@ -315,9 +325,9 @@ impl Engine {
     /// Read and verify the record a reference points at.
     pub fn read_record(&self, entry_ref: crate::EntryRef) -> Result<crate::Record> {
         let (seg, pos) = self.locate(entry_ref)?;
-        let file = self.file(&seg)?;
+        let file = self.reader(&seg)?;
         let meta = crate::cursor::SegmentMeta::from(&*seg);
-        let raw = crate::cursor::read_one(&*file, meta, pos, seg.end(), &seg.read_hint)
+        let raw = crate::cursor::read_one(&file, meta, pos, seg.end(), &seg.read_hint)
             .map_err(|e| io_at(&seg.path, "read", e))?
             .map_err(|bad| {
                 // A truncation may have cut the record away while it was
@@ -389,7 +399,16 @@ impl Engine {
     /// Make the segment's bytes up to `target` durable, sharing the fsync
     /// with every other thread waiting on the same segment.
     pub fn make_durable(&self, seg: &Arc<Segment>, target: u64) -> Result<()> {
+        // A truncation since the caller looked may have cut the segment
+        // below `target`: what is gone needs no sync (the cut is in the
+        // journal, after the checkpoint's start).
+        let target = target.min(seg.end());
         let file = self.file(seg)?;
+        // The records past the file's written end are in the segment's
+        // tail: they reach the file first.
+        seg.tail
+            .apply(&*file, &self.budget)
+            .map_err(|e| io_at(&seg.path, "write", e))?;
         self.make_durable_with(seg, &file, target)
     }
 
@@ -404,9 +423,17 @@ impl Engine {
         // before any record in it counts as durable, or the whole file could
         // vanish with the records the caller was told are durable.
         self.sync_dir_through(seg.dir_generation)?;
-        let synced =
-            seg.durability
-                .wait_synced(target, || seg.end(), || 0, || self.sync_segment(seg, file));
+        let synced = seg
+            .durability
+            // What a sync covers: the published bytes the file holds
+            // (an append may have put more in the tail since it was
+            // applied above).
+            .wait_synced(
+                target,
+                || seg.end().min(seg.tail.file_end()),
+                || 0,
+                || self.sync_segment(seg, file),
+            );
         synced.map_err(|cause| {
             self.quarantine(seg, file);
             WalError::Poisoned(self.note_sync_failure(cause))
@@ -432,7 +459,7 @@ impl Engine {
             .durability
             .synced_through()
             .clamp(seg.header_len, seg.end());
-        seg.set_end(keep);
+        seg.set_end(keep, Some(&self.budget));
         let cut = (|| {
             if seg.durability.synced_through() < seg.header_len {
                 let mut header = vec![0u8; usize::try_from(seg.header_len).unwrap_or(0)];
@@ -445,6 +472,12 @@ impl Engine {
         // Recorded, not swallowed: the segment's watermark already holds the
         // failure every later caller sees; this is cleanup only.
         debug_assert!(cut.is_ok() || seg.durability.failure().is_some());
+    }
+
+    /// The segment as readers see it: its file, and its tail past the
+    /// file's written end.
+    pub fn reader(&self, seg: &Arc<Segment>) -> Result<SegmentReader> {
+        Ok(SegmentReader::new(self.file(seg)?, Arc::clone(seg)))
     }
 
     /// An open handle to the segment's file, from the cache if possible.
@@ -513,15 +546,21 @@ impl Engine {
     }
 
     /// Make each `(segment, end)` durable, in parallel where the storage
-    /// allows; every one is attempted, and the first error is returned.
+    /// allows; every one is attempted. The error returned is the first
+    /// that is not a full disk if there is one (a full disk alone leaves
+    /// everything as it was; anything else must not hide behind it).
     pub fn make_all_durable(&self, targets: &[(Arc<Segment>, u64)]) -> Result<()> {
-        let first_error = std::sync::Mutex::new(None);
+        let first_error: std::sync::Mutex<Option<WalError>> = std::sync::Mutex::new(None);
         self.in_parallel(targets, |(seg, end)| {
             if let Err(e) = self.make_durable(seg, *end) {
-                first_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .get_or_insert(e);
+                let mut first = first_error.lock().unwrap_or_else(PoisonError::into_inner);
+                let replaces = first
+                    .as_ref()
+                    .is_none_or(|f| matches!(f, WalError::StorageFull(_)))
+                    && !matches!(e, WalError::StorageFull(_));
+                if first.is_none() || replaces {
+                    *first = Some(e);
+                }
             }
         });
         match first_error
@@ -547,5 +586,24 @@ impl Engine {
     /// the checkpoint and nothing is trimmed from the journal.
     pub fn flush_evicted(&self, evicted: Vec<Evicted>) {
         drop(evicted);
+    }
+}
+
+impl ApplyTarget for Engine {
+    fn applier(&self) -> &Applier {
+        &self.applier
+    }
+
+    fn apply_due(&self, due: std::time::Instant) {
+        let mut keep = Vec::new();
+        for seg in self.applier.take() {
+            if seg
+                .tail
+                .apply_if_due(|| self.file(&seg), &seg.path, due, &self.budget)
+            {
+                keep.push(seg);
+            }
+        }
+        self.applier.put_back(keep);
     }
 }

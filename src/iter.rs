@@ -13,12 +13,12 @@ use crate::entry_ref::{EntryRef, Record, RecordView};
 use crate::error::{Result, WalError, io_at};
 use crate::recovery::corrupted;
 use crate::segment::Segment;
-use crate::storage::StorageFile;
+use crate::tail::SegmentReader;
 
 #[derive(Debug)]
 struct Open {
     seg: Arc<Segment>,
-    file: Arc<dyn StorageFile>,
+    file: SegmentReader,
     pos: u64,
     end: u64,
 }
@@ -55,7 +55,7 @@ impl Records {
         let Some(seg) = self.pending.pop_front() else {
             return Ok(false);
         };
-        let file = self.engine.file(&seg)?;
+        let file = self.engine.reader(&seg)?;
         let pos = seg
             .header_len
             .saturating_add(std::mem::take(&mut self.first_offset))
@@ -96,7 +96,7 @@ impl Records {
             let meta = SegmentMeta::from(&*open.seg);
             let raw = self
                 .cursor
-                .record_at(&*open.file, meta, open.pos, open.end)
+                .record_at(&open.file, meta, open.pos, open.end)
                 .map_err(|e| io_at(&open.seg.path, "read", e))?
                 .map_err(|bad| corrupted(&open.seg.path, open.pos, bad))?;
             let entry_ref = EntryRef {
@@ -185,12 +185,12 @@ pub(crate) fn scan(
     for seg in segments {
         let end = seg.end();
         let mut pos = seg.start();
-        let file = engine.file(seg)?;
+        let file = engine.reader(seg)?;
         let meta = SegmentMeta::from(&**seg);
         cursor.reset();
         while pos < end {
             let view = cursor
-                .view_at(&*file, meta, pos, end)
+                .view_at(&file, meta, pos, end)
                 .map_err(|e| io_at(&seg.path, "read", e))?
                 .map_err(|bad| corrupted(&seg.path, pos, bad))?;
             let record = RecordView {
@@ -223,10 +223,10 @@ pub(crate) fn verify_unchecked(engine: &Arc<Engine>, segments: &[Arc<Segment>]) 
         if pos >= end {
             continue;
         }
-        let file = engine.file(seg)?;
+        let file = engine.reader(seg)?;
         cursor.reset();
         let (valid_end, bad) = cursor
-            .valid_end(&*file, SegmentMeta::from(&**seg), pos, end)
+            .valid_end(&file, SegmentMeta::from(&**seg), pos, end)
             .map_err(|e| io_at(&seg.path, "read", e))?;
         if let Some(bad) = bad {
             return Err(corrupted(&seg.path, valid_end, bad));

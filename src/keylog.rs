@@ -24,6 +24,8 @@ use crate::rules::write::Checked;
 use crate::segment::{Segment, SegmentId, SegmentInit};
 use crate::storage::{OpenMode, StorageFile, write_all_at};
 
+mod put;
+
 /// Encoded records for one key, waiting for their positions.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
@@ -95,6 +97,9 @@ pub(crate) struct Writer {
     unjournaled: Vec<Unjournaled>,
     /// Records and bytes this key's appends wrote (for `Wal::metrics`).
     appended: AppendCounts,
+    /// A segment the key moved on from (`truncate_from`) whose tail could
+    /// not be written then: written before the key's next record.
+    retired_tail: Option<Arc<Segment>>,
 }
 
 impl Writer {
@@ -106,6 +111,7 @@ impl Writer {
             active_file: None,
             unjournaled: Vec::new(),
             appended: AppendCounts::default(),
+            retired_tail: None,
         }
     }
 
@@ -135,6 +141,13 @@ impl Writer {
         if self.is_active(seg) {
             self.active = None;
             self.active_file = None;
+        }
+        if self
+            .retired_tail
+            .as_ref()
+            .is_some_and(|r| Arc::ptr_eq(r, seg))
+        {
+            self.retired_tail = None;
         }
     }
 
@@ -308,7 +321,7 @@ impl KeyLog {
             } else {
                 // The previous run filled its segment.
                 if let Some(active) = w.active.clone() {
-                    self.seal(w, &active);
+                    self.seal(w, engine, &active)?;
                 }
                 self.create_segment(w, engine, now_ms)?
             };
@@ -361,7 +374,7 @@ impl KeyLog {
     ) -> Result<()> {
         for (i, run) in staged.runs.iter().enumerate() {
             let bytes = &frame[run.frame_at..run.frame_at + run.len];
-            if let Err(e) = self.write_at(w, engine, &run.seg, bytes, run.start) {
+            if let Err(e) = self.put(w, engine, &run.seg, bytes, run.start) {
                 self.unwrite_staged(w, engine, &staged.runs[..i]);
                 return Err(e);
             }
@@ -416,7 +429,7 @@ impl KeyLog {
         record.encode(frame.vec_mut(), now_ms);
         record::seal(&mut frame.bytes_mut()[at..at + len], seg.binding(pos));
         let done = self
-            .write_at(&mut w, engine, &seg, &frame.bytes()[at..at + len], pos)
+            .put(&mut w, engine, &seg, &frame.bytes()[at..at + len], pos)
             .and_then(|()| {
                 engine.journal.append(engine, &mut frame).inspect_err(|_| {
                     self.cut_back(&mut w, engine, &seg, pos);
@@ -444,62 +457,6 @@ impl KeyLog {
         })
     }
 
-    /// One positional write of whole records, not yet visible nor in the
-    /// journal. On failure the file is cut back to `pos`; the key goes on
-    /// after a full disk if the cut worked, and is poisoned otherwise (its
-    /// end is no longer certain).
-    fn write_at(
-        &self,
-        w: &mut Writer,
-        engine: &Engine,
-        seg: &Arc<Segment>,
-        bytes: &[u8],
-        pos: u64,
-    ) -> Result<()> {
-        let cached = match &w.active_file {
-            Some((id, weak)) if *id == seg.id() => weak.upgrade(),
-            _ => None,
-        };
-        let file = match cached {
-            Some(f) => {
-                engine.cache.touch(seg);
-                Ok(f)
-            }
-            None => engine.file(seg).inspect(|f| {
-                w.active_file = Some((seg.id(), Arc::downgrade(f)));
-            }),
-        };
-        let file = file.inspect_err(|err| w.poisoned = Some(PoisonCause::describing(err)))?;
-        write_all_at(&*file, bytes, pos).map_err(|e| {
-            let err = io_at(&seg.path, "write", e);
-            // Cut whatever part reached the file, so it ends at a record
-            // boundary again.
-            let cut = file.set_len(pos);
-            if cut.is_err() || !matches!(err, WalError::StorageFull(_)) {
-                w.poisoned = Some(PoisonCause::describing(&err));
-            }
-            // A reader may have seen the cut bytes: their offsets are
-            // never used again, the key's next append starts a segment.
-            w.forget_active(seg);
-            err
-        })
-    }
-
-    /// Cut records written by [`KeyLog::write_at`] whose frame did not reach
-    /// the journal; if even that fails the key is poisoned, as its file's
-    /// end is no longer certain.
-    fn cut_back(&self, w: &mut Writer, engine: &Engine, seg: &Arc<Segment>, pos: u64) {
-        let cut = engine
-            .file(seg)
-            .and_then(|f| f.set_len(pos).map_err(|e| io_at(&seg.path, "truncate", e)));
-        if let Err(err) = cut {
-            w.poisoned = Some(PoisonCause::describing(&err));
-        }
-        // A reader may have seen the cut records: their offsets are never
-        // used again, the key's next append starts a segment.
-        w.forget_active(seg);
-    }
-
     /// The segment to append a record of `record_len` bytes to, rotating by
     /// time or size first if needed.
     fn active_for(
@@ -524,7 +481,7 @@ impl KeyLog {
             if !time_up && !full && seg.created_here() {
                 return Ok(seg);
             }
-            self.seal(w, &seg);
+            self.seal(w, engine, &seg)?;
         }
         self.create_segment(w, engine, now_ms)
     }
@@ -545,10 +502,24 @@ impl KeyLog {
         Ok(Some(lsn))
     }
 
-    /// Stop appending to the active segment. No sync: the segment's bytes
-    /// are in the journal until a checkpoint makes them durable.
-    pub fn seal(&self, w: &mut Writer, seg: &Arc<Segment>) {
+    /// Stop appending to the active segment, after writing its tail to its
+    /// file (only the active segment holds one). No sync: the segment's
+    /// bytes are in the journal until a checkpoint makes them durable. If
+    /// the tail cannot be written the segment stays active (a full disk:
+    /// the next append tries again) or the key is poisoned.
+    pub fn seal(&self, w: &mut Writer, engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
+        self.apply_tail(w, engine, seg)?;
         w.forget_active(seg);
+        Ok(())
+    }
+
+    /// Write the tail of `seg`, the key's segment, as the key moves on
+    /// from it (`truncate_from` retires it). If that fails, the key's next
+    /// record waits for it: no later segment reaches the file before it.
+    pub fn settle_tail(&self, w: &mut Writer, engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
+        self.apply_tail(w, engine, seg).inspect_err(|_| {
+            w.retired_tail = Some(Arc::clone(seg));
+        })
     }
 
     /// Create the next segment and make it active.

@@ -29,6 +29,7 @@ mod rules;
 mod segment;
 pub mod storage;
 mod subscribe;
+mod tail;
 mod trim;
 mod wal;
 mod watermark;
@@ -46,8 +47,8 @@ pub use marker::FSYNC_FAILED_FILE_NAME;
 pub use metrics::Metrics;
 pub use options::{
     DEFAULT_JOURNAL_CHECKPOINT_BYTES, DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_SEGMENT_BYTES,
-    KeyRetention, MIN_JOURNAL_CHECKPOINT_BYTES, MIN_SEGMENT_BYTES, RecoveryMode, WalBuilder,
-    WalOptions,
+    DEFAULT_MAX_UNAPPLIED_BYTES, KeyRetention, MIN_JOURNAL_CHECKPOINT_BYTES, MIN_SEGMENT_BYTES,
+    RecoveryMode, WalBuilder, WalOptions,
 };
 pub use recovery::{RecoveryReport, TornTail};
 pub use subscribe::Subscription;

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of what a [`crate::Wal`] handle has done since it was opened.
 ///
-/// There is no applier to watch: an append writes its records to their
-/// segment before it returns, so nothing waits to be applied and no
-/// memory holds unapplied records. What is not yet durable in the segments
-/// is in the journal: `journal_bytes_since_checkpoint`.
+/// Short records wait in memory for their segment file (`unapplied_bytes`,
+/// at most `max_unapplied_bytes`; a background thread writes each within
+/// about 50 ms). What is not yet durable in the segments is in the
+/// journal: `journal_bytes_since_checkpoint`.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -65,6 +65,9 @@ pub struct Metrics {
     /// failure poisons every writer, and the next call reports it. The
     /// append that started the checkpoint succeeded either way.
     pub checkpoint_failures: u64,
+    /// Bytes of records in the journal and in memory, not yet written to
+    /// their segment files (at most `max_unapplied_bytes`).
+    pub unapplied_bytes: u64,
     /// Segment files open right now (at most `max_open_files`).
     pub open_files: usize,
     /// Keys this handle knows, with or without records.
@@ -159,6 +162,7 @@ impl Counters {
             checkpoints: get(Count::Checkpoints),
             checkpoint_micros: get(Count::CheckpointMicros),
             checkpoint_failures: get(Count::CheckpointFailures),
+            unapplied_bytes: 0,
             open_files: 0,
             keys: 0,
         }

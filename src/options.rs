@@ -142,6 +142,9 @@ pub const DEFAULT_MAX_SEGMENT_BYTES: u64 = 64 << 20;
 pub const DEFAULT_MAX_OPEN_FILES: usize = 1024;
 /// Default `journal_checkpoint_bytes`: 64 MiB.
 pub const DEFAULT_JOURNAL_CHECKPOINT_BYTES: u64 = 64 << 20;
+/// Default `max_unapplied_bytes`: 0, every record is written to its
+/// segment file by its append.
+pub const DEFAULT_MAX_UNAPPLIED_BYTES: u64 = 0;
 /// Smallest accepted `journal_checkpoint_bytes`.
 pub const MIN_JOURNAL_CHECKPOINT_BYTES: u64 = 4096;
 
@@ -154,6 +157,7 @@ pub(crate) struct Config {
     pub max_open_files: usize,
     pub journal_checkpoint_bytes: u64,
     pub background_checkpoints: bool,
+    pub max_unapplied_bytes: u64,
     pub recovery: RecoveryMode,
     pub read_only: bool,
     pub clock: Arc<dyn Clock>,
@@ -207,6 +211,7 @@ impl WalBuilder {
                 max_open_files: DEFAULT_MAX_OPEN_FILES,
                 journal_checkpoint_bytes: DEFAULT_JOURNAL_CHECKPOINT_BYTES,
                 background_checkpoints: true,
+                max_unapplied_bytes: DEFAULT_MAX_UNAPPLIED_BYTES,
                 recovery: RecoveryMode::default(),
                 read_only: false,
                 clock: Arc::new(SystemClock),
@@ -289,11 +294,51 @@ impl WalBuilder {
     /// append that starts one returns at once. Appends wait for it only if
     /// the journal grows by twice `journal_checkpoint_bytes` before it
     /// ends. With `false` the append that crosses the bound runs the
-    /// checkpoint itself (deterministic: the simulated disk uses it).
-    /// `close()` and dropping the handle wait for a running checkpoint.
-    /// Default: true.
+    /// checkpoint itself, and no background thread applies buffered records
+    /// to their segments after a delay (see
+    /// [`WalBuilder::max_unapplied_bytes`]): every I/O happens on the
+    /// calling threads, in a deterministic order, which the simulated disk
+    /// uses. `close()` and dropping the handle wait for a running
+    /// checkpoint. Default: true.
     pub fn background_checkpoints(mut self, background: bool) -> Self {
         self.config.background_checkpoints = background;
+        self
+    }
+
+    /// How many bytes of records the handle may hold in memory, written to
+    /// the journal but not yet to their segment files (*unapplied*).
+    ///
+    /// With a bound above 0, an append writes its journal frame with one
+    /// call and puts a record shorter than 16 KiB in its segment's
+    /// in-memory tail instead of writing it to the file. A tail is written
+    /// to its file with one call once it holds 16 KiB; when the handle's
+    /// tails reach this bound (the appending key's tail goes to its file
+    /// first, and the record too if there is still no room: back-pressure,
+    /// never growth; appends racing on other keys can pass the bound by at
+    /// most one record each); when its key moves on to a new segment (only
+    /// the newest segment of a key waits in memory, so another process
+    /// never sees a key's newer records before its older ones); by every
+    /// checkpoint and by `close()`; and, with
+    /// [`WalBuilder::background_checkpoints`], by a background thread once
+    /// its oldest record is 50 ms old.
+    ///
+    /// Every read API of this handle sees buffered records at once, and
+    /// durability is unchanged (it comes from the journal; a crash replays
+    /// it into the segments). What changes is what *other* handles see: a
+    /// read-only handle or a second process (the CLI, `wait_until` in a
+    /// reader) sees a record once its tail reached the file, about 50 ms
+    /// later with background checkpoints, at the next checkpoint without.
+    /// A full disk met while writing a tail fails the append that needed
+    /// the room (the tail keeps its records and is tried again); any other
+    /// write failure poisons the key.
+    ///
+    /// Many small non-durable appends gain most: one write call per append
+    /// instead of two, and one per 16 KiB for each key. 0 writes every
+    /// record to its segment file in the append, so every other handle
+    /// sees it when the append returns. Default:
+    /// [`DEFAULT_MAX_UNAPPLIED_BYTES`] (0).
+    pub fn max_unapplied_bytes(mut self, bytes: u64) -> Self {
+        self.config.max_unapplied_bytes = bytes;
         self
     }
 

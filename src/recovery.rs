@@ -119,6 +119,9 @@ pub(crate) fn open_engine(
     if needs_checkpoint {
         checkpoint::run(&engine, checkpoint::Kind::Clean)?;
     }
+    if engine.config.background_checkpoints && engine.budget.enabled() && !engine.is_read_only() {
+        crate::tail::Applier::start(&engine);
+    }
     Ok((engine, report))
 }
 
@@ -424,7 +427,7 @@ fn sealed_padding(engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
         .map_err(read_err)?;
     if judge_damage(&facts, engine.config.recovery) == DamageVerdict::Padding {
         cut_padding(engine, seg, &*file, pos)?;
-        seg.set_end(pos);
+        seg.set_end(pos, None);
         seg.mark_verified(pos);
     }
     Ok(())
@@ -492,7 +495,7 @@ fn scan_tail(
             }
         }
     }
-    seg.set_end(pos);
+    seg.set_end(pos, None);
     seg.mark_verified(pos);
     Ok(())
 }

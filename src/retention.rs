@@ -85,7 +85,7 @@ fn compact_key(engine: &Arc<Engine>, log: &KeyLog, now: u64) -> Result<bool> {
         // removing anything: recovery then always finds the newest
         // sequence and never goes back to an old number.
         if w.is_active(last) {
-            log.seal(&mut w, last);
+            log.seal(&mut w, engine, last)?;
         }
         log.create_segment(&mut w, engine, now)?;
         if let Some(lsn) = log.journal_creation(&mut w, engine)? {
@@ -120,6 +120,7 @@ pub(crate) fn remove_segments(
     let mut failed = None;
     for seg in doomed {
         log.remove_segment(seg.sequence);
+        seg.tail.discard(&engine.budget);
         engine.cache.forget(seg.id());
         w.forget_active(seg);
         w.forget_unjournaled(seg.sequence);

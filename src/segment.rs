@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::cache::HandleSlot;
 use crate::format::FORMAT_VERSION_LEGACY;
 use crate::format::record::Binding;
+use crate::tail::{Budget, Tail};
 use crate::watermark::Watermark;
 
 /// How many bytes a point read in a segment fetches with its first call:
@@ -142,6 +143,8 @@ pub(crate) struct Segment {
     pub handle: HandleSlot,
     /// Size of a point read's first call in this segment.
     pub read_hint: ReadHint,
+    /// Records past the file's written end, not yet applied to it.
+    pub tail: Tail,
 }
 
 impl Segment {
@@ -165,6 +168,7 @@ impl Segment {
             quarantined: AtomicBool::new(false),
             handle: HandleSlot::default(),
             read_hint: ReadHint::default(),
+            tail: Tail::new(init.end),
         }
     }
 
@@ -190,8 +194,11 @@ impl Segment {
         self.end.load(Ordering::Acquire)
     }
 
-    /// Set where the valid data ends (recovery, after scanning).
-    pub fn set_end(&self, end: u64) {
+    /// Set where the valid data ends, the file holding exactly that
+    /// (recovery after scanning, a quarantine after cutting the file):
+    /// nothing stays buffered in the tail.
+    pub fn set_end(&self, end: u64, budget: Option<&Budget>) {
+        self.tail.reset(end, budget);
         self.end.store(end, Ordering::Release);
     }
 

@@ -177,9 +177,9 @@ impl Subscription {
     }
 
     fn read(&self, seg: &Arc<Segment>, pos: u64) -> Result<(Record, u64)> {
-        let file = self.engine.file(seg)?;
+        let file = self.engine.reader(seg)?;
         let raw = read_one(
-            &*file,
+            &file,
             SegmentMeta::from(&**seg),
             pos,
             seg.end(),

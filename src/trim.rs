@@ -8,6 +8,7 @@
 //! key's writer mutex, so a checkpoint sees it whole), then to the files.
 //! A crash after the frame replays it; replay applies it idempotently.
 
+use crate::tail::CutFile;
 use std::sync::Arc;
 
 use crate::engine::Engine;
@@ -62,19 +63,30 @@ pub(crate) fn truncate_from(engine: &Engine, r: EntryRef) -> Result<()> {
     engine.journal.make_durable(engine, lsn)?;
     // No offset a reader may have seen is used again: appends go to a new
     // segment, whose sequence is higher than any removed one.
-    w.retire_active();
     seg.cut_to(pos);
+    let cut_file = seg.tail.cut(pos, &engine.budget);
+    // The records before the cut that wait in the tail reach the file
+    // before the key moves on to a new segment.
+    let settled = match cut_file {
+        CutFile::No => log.settle_tail(&mut w, engine, &seg),
+        CutFile::Yes => Ok(()),
+    };
+    w.retire_active();
     let removed = remove_segments(engine, &log, &mut w, &later);
     // Cutting the file only frees the space: no read goes past the
     // segment's end (here, in the manifest, or from the cut frame that
     // replay applies again), and the key never appends to it again, so the
     // cut need not be durable, and if it fails the truncation still holds.
     // The error is reported all the same.
-    let cut = engine.file(&seg).and_then(|file| {
-        file.set_len(pos)
-            .map_err(|e| io_at(&seg.path, "truncate", e))
-    });
+    let cut = match cut_file {
+        CutFile::No => Ok(()),
+        CutFile::Yes => engine.file(&seg).and_then(|file| {
+            file.set_len(pos)
+                .map_err(|e| io_at(&seg.path, "truncate", e))
+        }),
+    };
     removed?;
+    settled?;
     cut?;
     if !later.is_empty() {
         engine.sync_dir_through(engine.dir_generation())?;

@@ -626,6 +626,7 @@ impl Wal {
             return Err(WalError::Closed);
         }
         checkpoint::wait_background(&self.engine);
+        self.engine.applier.stop();
         let engine = &self.engine;
         let storage = &engine.config.storage;
         let dir = &engine.config.dir;
@@ -715,8 +716,10 @@ fn release(
     if !engine.close() {
         return Ok(());
     }
-    // A background checkpoint must end before the lock is released.
+    // A background checkpoint must end before the lock is released, and
+    // so must the applier (the closing checkpoint applies every tail).
     checkpoint::wait_background(engine);
+    engine.applier.stop();
     let done = if checkpoint && !engine.is_read_only() {
         checkpoint::run(engine, checkpoint::Kind::Clean)
     } else {

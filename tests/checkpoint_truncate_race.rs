@@ -136,6 +136,9 @@ fn run(double_cut: bool, appends: bool) -> TestResult {
             .storage(storage)
             .background_checkpoints(false)
             .journal_checkpoint_bytes(4096)
+            // The held key's append must write its segment file (under its
+            // writer lock) for the gate to hold it: no in-memory tails.
+            .max_unapplied_bytes(0)
             .open()?,
     );
     wal.append_entry(held.as_str(), None, Bytes::from("h0"), true)?;

@@ -6,7 +6,8 @@
 //! in-order run, and nothing else is in the log. Another thread appends
 //! batches with one record for every key: after every kill each batch is
 //! wholly present or wholly absent, in order. The journal is checkpointed
-//! every 64 KiB, so kills land in checkpoints too. 200 kills by default;
+//! every 64 KiB, so kills land in checkpoints too. Every other child holds
+//! short records in memory (`max_unapplied_bytes`). 200 kills by default;
 //! `NANO_WAL_KILLS=N` for the long mode.
 
 use std::collections::BTreeMap;
@@ -30,8 +31,12 @@ fn child_appends_until_killed() {
     let (Ok(dir), Ok(cycle)) = (std::env::var(DIR_ENV), std::env::var(CYCLE_ENV)) else {
         return;
     };
+    // Every other child holds short records in in-memory segment tails,
+    // so kills land while tails wait and while the applier writes them.
+    let tails = cycle.parse::<u64>().unwrap_or(0) % 2 == 1;
     let wal = Arc::new(
         builder(std::path::Path::new(&dir))
+            .max_unapplied_bytes(if tails { 1 << 20 } else { 0 })
             .open()
             .expect("child open"),
     );

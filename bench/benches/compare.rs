@@ -31,7 +31,8 @@ directory the first one wrote, so the read's memory cannot hide in heap the writ
 it reads the key 5 times and reports the median pass (and the peak memory over all 5). \
 Timed loops stop early after the scale's time budget (slow systems), so rates are counts \
 over elapsed time. nano-wal opens with max_open_files 2048 except in \"many keys\" (the \
-default, 1024). Non-durable means the record reached the OS (SQLite: WAL mode with \
+default, 1024); \"nano-wal tails\" is the same with max_unapplied_bytes(16 MiB) (short \
+records wait in memory after their journal frame; off by default). Non-durable means the record reached the OS (SQLite: WAL mode with \
 synchronous=NORMAL, which fsyncs only at checkpoints; durable is synchronous=FULL). \
 okaywal, commitlog and raw have no keys: every key's records go into one log, and the \
 enumerated key is the whole log. okaywal keeps every segment (no checkpoint) in the read, \

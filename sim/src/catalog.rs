@@ -3,10 +3,11 @@
 use crate::rng::Rng;
 use crate::workload::Spec;
 
-/// 30 workloads mixing keys, headers, durable and non-durable appends,
+/// 34 workloads mixing keys, headers, durable and non-durable appends,
 /// batches across keys, rotation by size and by time, compaction under a
 /// moving clock, reopen and close, journal checkpoints, and truncations
-/// and purges.
+/// and purges; the last four hold records in in-memory segment tails
+/// (`max_unapplied_bytes`).
 pub fn workloads() -> Vec<(&'static str, Spec)> {
     let m = Spec::mixed;
     let mut out = vec![
@@ -257,8 +258,56 @@ pub fn workloads() -> Vec<(&'static str, Spec)> {
                 ..m(30)
             },
         ),
+        (
+            "tails, non-durable, one key",
+            Spec {
+                keys: 1,
+                durable_pct: 0,
+                batch_pct: 0,
+                sync_pct: 0,
+                compact_pct: 0,
+                reopen_pct: 0,
+                advance_pct: 0,
+                max_unapplied_bytes: 1 << 20,
+                ..m(31)
+            },
+        ),
+        (
+            "tails, mixed, checkpoints and cross-key batches",
+            Spec {
+                keys: 6,
+                batch_pct: 35,
+                durable_pct: 30,
+                reopen_pct: 8,
+                journal_checkpoint_bytes: 4096,
+                max_unapplied_bytes: 1 << 20,
+                ..m(32)
+            },
+        ),
+        (
+            "tails under a small budget, large records, compaction",
+            Spec {
+                keys: 4,
+                max_content_bytes: 3000,
+                advance_pct: 20,
+                compact_pct: 12,
+                max_unapplied_bytes: 700,
+                ..m(33)
+            },
+        ),
+        (
+            "tails, truncations and purges",
+            Spec {
+                keys: 3,
+                trim_pct: 15,
+                batch_pct: 20,
+                journal_checkpoint_bytes: 4096,
+                max_unapplied_bytes: 1 << 20,
+                ..m(34)
+            },
+        ),
     ];
-    out.truncate(30);
+    out.truncate(34);
     out
 }
 
@@ -281,5 +330,8 @@ pub fn random_spec(seed: u64) -> Spec {
         reopen_pct: r.below(10),
         journal_checkpoint_bytes: [4096, 8192, 1 << 20][r.index(3)],
         trim_pct: r.below(12),
+        // Drawn last, so the earlier parameters of every seed stay as they
+        // were before tails existed.
+        max_unapplied_bytes: [0, 0, 300, 4096][r.index(4)],
     }
 }

@@ -102,6 +102,9 @@ pub struct Spec {
     /// Percent of steps that truncate or purge a key (0 leaves the
     /// generated steps exactly as before these operations existed).
     pub trim_pct: u64,
+    /// `max_unapplied_bytes`, passed to the builder (0: no in-memory
+    /// segment tails).
+    pub max_unapplied_bytes: u64,
 }
 
 impl Spec {
@@ -123,6 +126,7 @@ impl Spec {
             reopen_pct: 5,
             journal_checkpoint_bytes: 16 << 10,
             trim_pct: 0,
+            max_unapplied_bytes: 0,
         }
     }
 
@@ -136,6 +140,7 @@ impl Spec {
             .segments_per_retention_period(self.segments_per_period)
             .max_open_files(4)
             .journal_checkpoint_bytes(self.journal_checkpoint_bytes)
+            .max_unapplied_bytes(self.max_unapplied_bytes)
             // Checkpoints run inline: the same operations in the same order on
             // every run of a workload.
             .background_checkpoints(false)
@@ -252,6 +257,10 @@ pub struct Appended {
 /// must be gone once the call returned `Ok` (it is durable then).
 #[derive(Debug, Clone, Copy)]
 pub struct Removal {
+    /// The record the call named (with `issued_op`, it tells calls apart:
+    /// a call that failed without touching the disk and the next one share
+    /// `issued_op`).
+    pub target: usize,
     /// Disk operations logged before the call began.
     pub issued_op: usize,
     /// Disk operations logged when it returned `Ok`.
@@ -500,6 +509,7 @@ fn trim(
     let issued_op = disk.ops();
     for &i in &doomed {
         h.records[i].removed = Some(Removal {
+            target,
             issued_op,
             acked_op: None,
         });
@@ -514,6 +524,7 @@ fn trim(
             let acked = Some(disk.ops());
             for &i in &doomed {
                 h.records[i].removed = Some(Removal {
+                    target,
                     issued_op,
                     acked_op: acked,
                 });
@@ -768,13 +779,13 @@ fn check_removals(
     compact_ms: Option<u64>,
     retention_ms: u64,
 ) -> Result<(), String> {
-    let mut groups: BTreeMap<usize, Vec<&Appended>> = BTreeMap::new();
+    let mut groups: BTreeMap<(usize, usize), Vec<&Appended>> = BTreeMap::new();
     for a in &h.records {
         if let Some(r) = a.removed.filter(|r| r.issued_op < upto) {
-            groups.entry(r.issued_op).or_default().push(a);
+            groups.entry((r.issued_op, r.target)).or_default().push(a);
         }
     }
-    for (issued, members) in groups {
+    for ((issued, _), members) in groups {
         let considered = members.iter().filter(|a| {
             !a.failed
                 && compact_ms.is_none_or(|c| a.at_ms.saturating_add(retention_ms) >= c)

@@ -1,4 +1,4 @@
-//! Power loss at every disk operation of 30 workloads, with every kind of
+//! Power loss at every disk operation of 34 workloads, with every kind of
 //! damage to unsynced data: the recovered WAL holds every durable record,
 //! each key is an in-order prefix of its appends (no gap, reorder,
 //! duplicate, altered byte or invented record), every reference resolves to

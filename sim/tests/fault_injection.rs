@@ -6,8 +6,8 @@
 //! invented. A failed fsync poisons the writer, so no later success claims
 //! durability (the simulated disk loses the bytes of a failed fsync for
 //! good, as Linux does). A full disk leaves no torn record, and appends
-//! resume once space is freed. Every workload of the catalog (30, about
-//! 100 s); `NANO_WAL_FAULT_WORKLOADS=N` takes every (30/N)th, for a quick
+//! resume once space is freed. Every workload of the catalog (34, about
+//! 120 s); `NANO_WAL_FAULT_WORKLOADS=N` takes every (34/N)th, for a quick
 //! look.
 
 use nano_wal_sim::catalog::workloads;
@@ -25,14 +25,15 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 #[test]
 fn fail_every_io_call_once_and_persistently() {
-    let count = env_usize("NANO_WAL_FAULT_WORKLOADS", 30);
+    let total = workloads().len();
+    let count = env_usize("NANO_WAL_FAULT_WORKLOADS", total);
     // `NANO_WAL_FAULT_ONLY=text` runs only the workloads whose name has it.
     let only = std::env::var("NANO_WAL_FAULT_ONLY").unwrap_or_default();
     let (mut runs, mut injected, mut checks) = (0u64, 0u64, 0u64);
     let mut failures = Vec::new();
     for (name, spec) in workloads()
         .into_iter()
-        .step_by(30 / count.clamp(1, 30))
+        .step_by(total / count.clamp(1, total))
         .take(count)
         .filter(|(name, _)| name.contains(only.as_str()))
     {

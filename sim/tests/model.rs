@@ -4,7 +4,8 @@
 //! loss, checked after every step against a plain in-memory model (a list
 //! of records per key). After a power loss each key
 //! must be a prefix of its list holding every durable record, and every
-//! batch must be all there or all gone, across its keys.
+//! batch must be all there or all gone, across its keys. Each case runs
+//! without in-memory segment tails, with a small bound or a large one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -112,10 +113,13 @@ struct Harness {
     durable: usize,
     /// Records of each batch still in the model (retention removes some).
     batch_sizes: BTreeMap<usize, usize>,
+    /// `max_unapplied_bytes` of every open (0: no in-memory tails).
+    unapplied: u64,
 }
 
-fn open(disk: &SimDisk, clock: &Arc<ManualClock>) -> Result<Wal, WalError> {
+fn open(disk: &SimDisk, clock: &Arc<ManualClock>, unapplied: u64) -> Result<Wal, WalError> {
     Wal::builder(WAL_DIR)
+        .max_unapplied_bytes(unapplied)
         .storage(disk.storage())
         .clock(clock.clone())
         .retention(Duration::from_millis(RETENTION_MS))
@@ -266,10 +270,10 @@ impl Harness {
             Op::Compact => self.compact(now)?,
             Op::Reopen => {
                 // Drop first: the lock must be free for the new writer.
-                let placeholder = open(&SimDisk::new(), &self.clock)
+                let placeholder = open(&SimDisk::new(), &self.clock, self.unapplied)
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 drop(std::mem::replace(&mut self.wal, placeholder));
-                self.wal = open(&self.disk, &self.clock)
+                self.wal = open(&self.disk, &self.clock, self.unapplied)
                     .map_err(|e| TestCaseError::fail(format!("reopen: {e}")))?;
                 for key in self.model.keys().copied().collect::<Vec<_>>() {
                     self.check_key(key)?;
@@ -290,7 +294,7 @@ impl Harness {
         let image = self
             .disk
             .crash_image(self.disk.ops(), damage, &mut Rng::new(seed));
-        let wal = open(&image, &self.clock)
+        let wal = open(&image, &self.clock, self.unapplied)
             .map_err(|e| TestCaseError::fail(format!("reopen after {damage:?}: {e}")))?;
         for (key, list) in &mut self.model {
             let got: Vec<(EntryRef, Bytes)> = wal
@@ -468,13 +472,16 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn wal_matches_a_list_per_key(ops in prop::collection::vec(op(), 1..80)) {
+    fn wal_matches_a_list_per_key(
+        ops in prop::collection::vec(op(), 1..80),
+        unapplied in prop::sample::select(vec![0u64, 600, 1 << 20]),
+    ) {
         let disk = SimDisk::new();
         let clock = Arc::new(ManualClock::new(START_MS));
-        let wal = open(&disk, &clock).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let wal = open(&disk, &clock, unapplied).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut h = Harness {
             disk, clock, wal, model: BTreeMap::new(), removed: Vec::new(), counter: 0,
-            acked: 0, durable: 0, batch_sizes: BTreeMap::new(),
+            acked: 0, durable: 0, batch_sizes: BTreeMap::new(), unapplied,
         };
         for op in &ops {
             h.apply(op)?;

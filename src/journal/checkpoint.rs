@@ -6,8 +6,8 @@
 //!    lock in turn: an append holds it from its segment write to its
 //!    publication, so every record whose frame is in an earlier journal
 //!    file is in the snapshot.
-//! 3. fdatasync every segment with unsynced bytes (in parallel) and the
-//!    directory.
+//! 3. fdatasync every segment with unsynced bytes (in parallel), first
+//!    writing what its tail holds (`tail`), and the directory.
 //! 4. Write the next manifest (the snapshot and where replay starts) and
 //!    make it durable, name included.
 //! 5. Remove older manifests and journal files. Until step 4 is durable
@@ -143,7 +143,12 @@ fn run_locked(engine: &Engine, kind: Kind, _guard: std::sync::MutexGuard<'_, ()>
     let (keys, segments) = snapshot(engine);
     let durable = make_segments_durable(engine, &segments);
     if let Err(e) = durable {
-        engine.journal.poison(PoisonCause::describing(&e));
+        // A full disk stopped a tail's write: everything stays as it was
+        // (the tail keeps its records, the journal files stay), to be
+        // tried again by the next checkpoint. Anything else poisons.
+        if !matches!(e, WalError::StorageFull(_)) {
+            engine.journal.poison(PoisonCause::describing(&e));
+        }
         return Err(e);
     }
     let generation = engine.journal.next_manifest_generation();

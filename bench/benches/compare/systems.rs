@@ -129,8 +129,9 @@ pub fn consume(bytes: &[u8]) -> usize {
 }
 
 /// Every system's name, in table order.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     nano::NAME,
+    nano::TAILS_NAME,
     nano05::NAME,
     okaywal::NAME,
     sqlite::NAME,
@@ -142,7 +143,8 @@ pub const NAMES: [&str; 7] = [
 /// Call `f` with the adapter type called `name`.
 pub fn with_system<V: Visitor>(name: &str, v: V) -> Option<V::Out> {
     Some(match name {
-        nano::NAME => v.visit::<nano::Nano>(),
+        nano::NAME => v.visit::<nano::NanoDefault>(),
+        nano::TAILS_NAME => v.visit::<nano::NanoTails>(),
         nano05::NAME => v.visit::<nano05::Nano05>(),
         okaywal::NAME => v.visit::<okaywal::Okay>(),
         sqlite::NAME => v.visit::<sqlite::Sqlite>(),

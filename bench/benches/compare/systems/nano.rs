@@ -10,11 +10,19 @@ use super::{Kind, OpenCfg, Res, System, consume};
 
 /// Name in the table.
 pub const NAME: &str = "nano-wal";
+/// Name in the table of the same with in-memory tails.
+pub const TAILS_NAME: &str = "nano-wal tails";
 
-/// This crate's `Wal`: every method takes `&self`, so threads share it as is.
-pub struct Nano(Wal);
+/// This crate's `Wal` with `max_unapplied_bytes(UNAPPLIED)`: every method
+/// takes `&self`, so threads share it as is.
+pub struct Nano<const UNAPPLIED: u64>(Wal);
 
-impl System for Nano {
+/// The default settings (no in-memory tails).
+pub type NanoDefault = Nano<0>;
+/// In-memory segment tails of up to 16 MiB.
+pub type NanoTails = Nano<{ 16 << 20 }>;
+
+impl<const UNAPPLIED: u64> System for Nano<UNAPPLIED> {
     type Ref = EntryRef;
     const KEYED: bool = true;
 
@@ -23,7 +31,7 @@ impl System for Nano {
     }
 
     fn open(dir: &Path, cfg: &OpenCfg) -> Res<Self> {
-        let mut builder = Wal::builder(dir);
+        let mut builder = Wal::builder(dir).max_unapplied_bytes(UNAPPLIED);
         if let Some(n) = cfg.max_open_files {
             builder = builder.max_open_files(n);
         }
