@@ -10,20 +10,18 @@ use crate::workload::Spec;
 /// (`max_unapplied_bytes`).
 pub fn workloads() -> Vec<(&'static str, Spec)> {
     let m = Spec::mixed;
+    let non_durable_one_key = |seed| Spec {
+        keys: 1,
+        durable_pct: 0,
+        batch_pct: 0,
+        sync_pct: 0,
+        compact_pct: 0,
+        reopen_pct: 0,
+        advance_pct: 0,
+        ..m(seed)
+    };
     let mut out = vec![
-        (
-            "non-durable, one key",
-            Spec {
-                keys: 1,
-                durable_pct: 0,
-                batch_pct: 0,
-                sync_pct: 0,
-                compact_pct: 0,
-                reopen_pct: 0,
-                advance_pct: 0,
-                ..m(1)
-            },
-        ),
+        ("non-durable, one key", non_durable_one_key(1)),
         (
             "durable, one key",
             Spec {
@@ -261,15 +259,8 @@ pub fn workloads() -> Vec<(&'static str, Spec)> {
         (
             "tails, non-durable, one key",
             Spec {
-                keys: 1,
-                durable_pct: 0,
-                batch_pct: 0,
-                sync_pct: 0,
-                compact_pct: 0,
-                reopen_pct: 0,
-                advance_pct: 0,
                 max_unapplied_bytes: 1 << 20,
-                ..m(31)
+                ..non_durable_one_key(31)
             },
         ),
         (
