@@ -161,6 +161,9 @@ impl Engine {
         m.keys = keys.len();
         m.journal_bytes_since_checkpoint = self.journal.bytes_since_checkpoint();
         m.unapplied_bytes = self.budget.used();
+        m.unapplied_oldest_ms = self.applier.prune().map_or(0, |since| {
+            u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+        });
         m
     }
 

@@ -68,6 +68,10 @@ pub struct Metrics {
     /// Bytes of records in the journal and in memory, not yet written to
     /// their segment files (at most `max_unapplied_bytes`).
     pub unapplied_bytes: u64,
+    /// How long the oldest of those records has waited, in milliseconds
+    /// (0 if none): the applier's lag, about 50 ms at most while the
+    /// background thread runs.
+    pub unapplied_oldest_ms: u64,
     /// Segment files open right now (at most `max_open_files`).
     pub open_files: usize,
     /// Keys this handle knows, with or without records.
@@ -163,6 +167,7 @@ impl Counters {
             checkpoint_micros: get(Count::CheckpointMicros),
             checkpoint_failures: get(Count::CheckpointFailures),
             unapplied_bytes: 0,
+            unapplied_oldest_ms: 0,
             open_files: 0,
             keys: 0,
         }

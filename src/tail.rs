@@ -71,6 +71,13 @@ impl TailState {
     }
 }
 
+/// What [`Tail::listing`] found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Listing {
+    pub keep: bool,
+    pub since: Option<Instant>,
+}
+
 /// What [`Tail::try_push`] did.
 #[derive(Debug)]
 pub(crate) enum Pushed {
@@ -216,6 +223,17 @@ impl Tail {
         }
         st.listed = !st.bytes.is_empty() && st.failure.is_none();
         st.listed
+    }
+
+    /// Whether the tail must stay on the applier's list (it holds bytes
+    /// the applier may write), and since when its oldest byte waits.
+    pub fn listing(&self) -> Listing {
+        let mut st = self.lock();
+        st.listed = !st.bytes.is_empty() && st.failure.is_none();
+        Listing {
+            keep: st.listed,
+            since: st.since,
+        }
     }
 
     /// Drop the buffered bytes from `pos` on (a cut: an append whose frame
@@ -390,6 +408,27 @@ impl Applier {
     /// keeps listed.
     pub fn take(&self) -> Vec<Arc<Segment>> {
         std::mem::take(&mut *self.list.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Drop the segments whose tails are empty (written by appends or a
+    /// checkpoint, or removed) from the list; returns when the oldest byte
+    /// still waiting came, if any. Checkpoints call it, so the list stays
+    /// short without the background thread too.
+    pub fn prune(&self) -> Option<Instant> {
+        let mut oldest: Option<Instant> = None;
+        let mut keep = Vec::new();
+        for seg in self.take() {
+            let l = seg.tail.listing();
+            if l.keep {
+                oldest = match (oldest, l.since) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                keep.push(seg);
+            }
+        }
+        self.put_back(keep);
+        oldest
     }
 
     /// Put segments back on the list.

@@ -55,6 +55,9 @@ fn every_read_api_sees_buffered_records_and_close_writes_them() -> Result<(), Wa
     }
     let header_only = segment_file_bytes(dir.path(), "k")?;
     assert!(wal.metrics().unapplied_bytes > 0, "records wait in memory");
+    // No background thread here: the oldest record waits on.
+    std::thread::sleep(Duration::from_millis(30));
+    assert!(wal.metrics().unapplied_oldest_ms >= 30);
     for (i, r) in refs.iter().enumerate() {
         assert_eq!(wal.read_entry_at(*r)?, rec(i));
         assert_eq!(wal.read_record_at(*r)?.header.as_deref(), Some(&b"h"[..]));
@@ -147,7 +150,8 @@ fn a_tail_goes_to_its_file_at_16_kib_and_long_records_at_once() -> Result<(), Wa
     // tail before it.
     let long = Bytes::from(vec![b'L'; 20 * 1024]);
     let r = wal.append_entry("k", None, long.clone(), false)?;
-    assert_eq!(wal.metrics().unapplied_bytes, 0);
+    let m = wal.metrics();
+    assert_eq!((m.unapplied_bytes, m.unapplied_oldest_ms), (0, 0));
     assert!(segment_file_bytes(dir.path(), "k")? - header_only >= 41 * 1024 + 20 * 1024);
     assert_eq!(wal.read_entry_at(r)?, long);
     assert_eq!(all(&wal, "k")?.len(), 42);

@@ -170,6 +170,8 @@ fn run_locked(engine: &Engine, kind: Kind, _guard: std::sync::MutexGuard<'_, ()>
         return Err(e);
     }
     engine.journal.note_manifest(generation);
+    // The tails this checkpoint wrote leave the applier's list.
+    engine.applier.prune();
     remove_older(engine, start.next_file, generation)?;
     engine.count(Count::Checkpoints, 1);
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
