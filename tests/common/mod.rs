@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use nano_wal::storage::{LockGuard, OpenMode, StdStorage, Storage, StorageFile};
 
+pub mod held;
 pub mod padded;
 
 /// Counters and switches shared by a [`FaultyStorage`] and its files.
