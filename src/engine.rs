@@ -15,7 +15,7 @@ use crate::metrics::{AppendCounts, Count, Counters, Metrics};
 use crate::options::Config;
 use crate::segment::Segment;
 use crate::storage::{OpenMode, StorageFile, read_exact_at, write_all_at};
-use crate::tail::{Applier, ApplyTarget, Budget, SegmentReader};
+use crate::tail::{Applier, Budget, SegmentReader};
 use crate::watermark::Watermark;
 
 /// The key table. Its keys are already SipHash values, so they are used as
@@ -462,7 +462,7 @@ impl Engine {
             .durability
             .synced_through()
             .clamp(seg.header_len, seg.end());
-        seg.set_end(keep, Some(&self.budget));
+        seg.set_end(keep, &self.budget);
         let cut = (|| {
             if seg.durability.synced_through() < seg.header_len {
                 let mut header = vec![0u8; usize::try_from(seg.header_len).unwrap_or(0)];
@@ -481,6 +481,13 @@ impl Engine {
     /// file's written end.
     pub fn reader(&self, seg: &Arc<Segment>) -> Result<SegmentReader> {
         Ok(SegmentReader::new(self.file(seg)?, Arc::clone(seg)))
+    }
+
+    /// Cut the segment's file to `len` bytes (not synced).
+    pub fn cut_file(&self, seg: &Arc<Segment>, len: u64) -> Result<()> {
+        self.file(seg)?
+            .set_len(len)
+            .map_err(|e| io_at(&seg.path, "truncate", e))
     }
 
     /// An open handle to the segment's file, from the cache if possible.
@@ -556,12 +563,9 @@ impl Engine {
         let first_error: std::sync::Mutex<Option<WalError>> = std::sync::Mutex::new(None);
         self.in_parallel(targets, |(seg, end)| {
             if let Err(e) = self.make_durable(seg, *end) {
+                let full = |e: &WalError| matches!(e, WalError::StorageFull(_));
                 let mut first = first_error.lock().unwrap_or_else(PoisonError::into_inner);
-                let replaces = first
-                    .as_ref()
-                    .is_none_or(|f| matches!(f, WalError::StorageFull(_)))
-                    && !matches!(e, WalError::StorageFull(_));
-                if first.is_none() || replaces {
+                if first.as_ref().is_none_or(|f| full(f) && !full(&e)) {
                     *first = Some(e);
                 }
             }
@@ -589,24 +593,5 @@ impl Engine {
     /// the checkpoint and nothing is trimmed from the journal.
     pub fn flush_evicted(&self, evicted: Vec<Evicted>) {
         drop(evicted);
-    }
-}
-
-impl ApplyTarget for Engine {
-    fn applier(&self) -> &Applier {
-        &self.applier
-    }
-
-    fn apply_due(&self, due: std::time::Instant) {
-        let mut keep = Vec::new();
-        for seg in self.applier.take() {
-            if seg
-                .tail
-                .apply_if_due(|| self.file(&seg), &seg.path, due, &self.budget)
-            {
-                keep.push(seg);
-            }
-        }
-        self.applier.put_back(keep);
     }
 }

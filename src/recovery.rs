@@ -427,7 +427,7 @@ fn sealed_padding(engine: &Engine, seg: &Arc<Segment>) -> Result<()> {
         .map_err(read_err)?;
     if judge_damage(&facts, engine.config.recovery) == DamageVerdict::Padding {
         cut_padding(engine, seg, &*file, pos)?;
-        seg.set_end(pos, None);
+        seg.set_end(pos, &engine.budget);
         seg.mark_verified(pos);
     }
     Ok(())
@@ -495,7 +495,7 @@ fn scan_tail(
             }
         }
     }
-    seg.set_end(pos, None);
+    seg.set_end(pos, &engine.budget);
     seg.mark_verified(pos);
     Ok(())
 }

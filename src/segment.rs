@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::cache::HandleSlot;
 use crate::format::FORMAT_VERSION_LEGACY;
 use crate::format::record::Binding;
-use crate::tail::{Budget, Tail};
+use crate::tail::{Budget, CutFile, Tail};
 use crate::watermark::Watermark;
 
 /// How many bytes a point read in a segment fetches with its first call:
@@ -197,7 +197,7 @@ impl Segment {
     /// Set where the valid data ends, the file holding exactly that
     /// (recovery after scanning, a quarantine after cutting the file):
     /// nothing stays buffered in the tail.
-    pub fn set_end(&self, end: u64, budget: Option<&Budget>) {
+    pub fn set_end(&self, end: u64, budget: &Budget) {
         self.tail.reset(end, budget);
         self.end.store(end, Ordering::Release);
     }
@@ -231,12 +231,14 @@ impl Segment {
             .compare_exchange(0, pos, Ordering::AcqRel, Ordering::Acquire);
     }
 
-    /// Cut the valid data back to `end` (`truncate_from`); only the key's
-    /// writer calls this, after cutting the file. The last record before
-    /// the cut is found by reading when asked.
-    pub fn cut_to(&self, end: u64) {
+    /// Cut the valid data back to `end` (`truncate_from`), in the tail
+    /// too; only the key's writer calls this. Says whether the file must be
+    /// cut as well. The last record before the cut is found by reading when
+    /// asked.
+    pub fn cut_to(&self, end: u64, budget: &Budget) -> CutFile {
         self.end.store(end, Ordering::Release);
         self.last.store(0, Ordering::Release);
+        self.tail.cut(end, budget)
     }
 
     /// Note a write by this process; only the key's writer calls this.

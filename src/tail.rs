@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use std::path::Path;
 
+use crate::engine::Engine;
 use crate::error::{PoisonCause, Result, WalError, io_at};
 use crate::segment::Segment;
 use crate::storage::{StorageFile, write_all_at};
@@ -69,13 +70,14 @@ impl TailState {
         self.bytes = Vec::new();
         self.since = None;
     }
-}
 
-/// What [`Tail::listing`] found.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Listing {
-    pub keep: bool,
-    pub since: Option<Instant>,
+    /// Whether the segment stays on the applier's list: it holds bytes the
+    /// applier may write. Noted in `listed`, so a push after an unlisting
+    /// lists it again.
+    fn still_listed(&mut self) -> bool {
+        self.listed = !self.bytes.is_empty() && self.failure.is_none();
+        self.listed
+    }
 }
 
 /// What [`Tail::try_push`] did.
@@ -221,19 +223,14 @@ impl Tail {
                 st.failure = Some(PoisonCause::new(e));
             }
         }
-        st.listed = !st.bytes.is_empty() && st.failure.is_none();
-        st.listed
+        st.still_listed()
     }
 
-    /// Whether the tail must stay on the applier's list (it holds bytes
-    /// the applier may write), and since when its oldest byte waits.
-    pub fn listing(&self) -> Listing {
+    /// Since when the oldest buffered byte waits, if the tail must stay on
+    /// the applier's list (`None` takes it off).
+    pub fn waiting_since(&self) -> Option<Instant> {
         let mut st = self.lock();
-        st.listed = !st.bytes.is_empty() && st.failure.is_none();
-        Listing {
-            keep: st.listed,
-            since: st.since,
-        }
+        if st.still_listed() { st.since } else { None }
     }
 
     /// Drop the buffered bytes from `pos` on (a cut: an append whose frame
@@ -266,11 +263,9 @@ impl Tail {
 
     /// The file holds exactly `end` bytes of the segment now (recovery, a
     /// quarantine): drop anything buffered.
-    pub fn reset(&self, end: u64, budget: Option<&Budget>) {
+    pub fn reset(&self, end: u64, budget: &Budget) {
         let mut st = self.lock();
-        if let Some(b) = budget {
-            b.sub(st.bytes.len());
-        }
+        budget.sub(st.bytes.len());
         st.clear();
         self.file_end.store(end, Ordering::Release);
     }
@@ -388,13 +383,6 @@ pub(crate) struct Applier {
     stop: (Mutex<bool>, Condvar),
 }
 
-/// What the applier needs of the engine, without owning it.
-pub(crate) trait ApplyTarget: Send + Sync + 'static {
-    fn applier(&self) -> &Applier;
-    /// Apply every listed tail whose oldest byte came before `due`.
-    fn apply_due(&self, due: Instant);
-}
-
 impl Applier {
     /// Put `seg` on the list (its tail just took its first bytes).
     pub fn list(&self, seg: &Arc<Segment>) {
@@ -404,10 +392,17 @@ impl Applier {
             .push(Arc::clone(seg));
     }
 
-    /// Take the list; the caller puts back what [`Tail::apply_if_due`]
-    /// keeps listed.
-    pub fn take(&self) -> Vec<Arc<Segment>> {
-        std::mem::take(&mut *self.list.lock().unwrap_or_else(PoisonError::into_inner))
+    /// Keep on the list the segments `keep` says to, calling it with no
+    /// lock held (segments listed meanwhile stay).
+    fn retain(&self, mut keep: impl FnMut(&Arc<Segment>) -> bool) {
+        let taken = std::mem::take(&mut *self.list.lock().unwrap_or_else(PoisonError::into_inner));
+        let kept: Vec<Arc<Segment>> = taken.into_iter().filter(|s| keep(s)).collect();
+        if !kept.is_empty() {
+            self.list
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .extend(kept);
+        }
     }
 
     /// Drop the segments whose tails are empty (written by appends or a
@@ -416,39 +411,24 @@ impl Applier {
     /// short without the background thread too.
     pub fn prune(&self) -> Option<Instant> {
         let mut oldest: Option<Instant> = None;
-        let mut keep = Vec::new();
-        for seg in self.take() {
-            let l = seg.tail.listing();
-            if l.keep {
-                oldest = match (oldest, l.since) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                keep.push(seg);
+        self.retain(|seg| {
+            let since = seg.tail.waiting_since();
+            if let Some(t) = since {
+                oldest = Some(oldest.map_or(t, |o| o.min(t)));
             }
-        }
-        self.put_back(keep);
+            since.is_some()
+        });
         oldest
     }
 
-    /// Put segments back on the list.
-    pub fn put_back(&self, segs: Vec<Arc<Segment>>) {
-        if !segs.is_empty() {
-            self.list
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .extend(segs);
-        }
-    }
-
     /// Start the background thread if it is not running.
-    pub fn start<T: ApplyTarget>(target: &Arc<T>) {
-        let me = target.applier();
+    pub fn start(engine: &Arc<Engine>) {
+        let me = &engine.applier;
         let mut slot = me.thread.lock().unwrap_or_else(PoisonError::into_inner);
         if slot.is_some() || *me.stop.0.lock().unwrap_or_else(PoisonError::into_inner) {
             return;
         }
-        let weak: Weak<T> = Arc::downgrade(target);
+        let weak = Arc::downgrade(engine);
         let spawned = std::thread::Builder::new()
             .name("nano-wal-apply".into())
             .spawn(move || run(&weak));
@@ -488,18 +468,26 @@ impl Applier {
     }
 }
 
-fn run<T: ApplyTarget>(weak: &Weak<T>) {
+fn run(weak: &Weak<Engine>) {
     let delay = Duration::from_millis(APPLY_DELAY_MS);
     loop {
-        let Some(target) = weak.upgrade() else {
+        let Some(engine) = weak.upgrade() else {
             return;
         };
-        if target.applier().wait(delay / 2) {
+        if engine.applier.wait(delay / 2) {
             return;
         }
         let now = Instant::now();
-        target.apply_due(now.checked_sub(delay).unwrap_or(now));
+        apply_due(&engine, now.checked_sub(delay).unwrap_or(now));
     }
+}
+
+/// Apply every listed tail whose oldest byte came before `due`.
+fn apply_due(engine: &Engine, due: Instant) {
+    engine.applier.retain(|seg| {
+        seg.tail
+            .apply_if_due(|| engine.file(seg), &seg.path, due, &engine.budget)
+    });
 }
 
 #[cfg(test)]
@@ -515,35 +503,22 @@ mod tests {
         (dir, f)
     }
 
+    /// Up to `n` bytes at `at`, read as `SegmentReader` reads: file part,
+    /// then tail part, until 0.
     fn read(t: &Tail, f: &dyn StorageFile, at: u64, n: usize) -> Vec<u8> {
-        let mut buf = vec![0u8; n];
-        let got = crate::storage::read_up_to(&Reader { t, f }, &mut buf, at).expect("read");
-        buf.truncate(got);
-        buf
-    }
-
-    #[derive(Debug)]
-    struct Reader<'a> {
-        t: &'a Tail,
-        f: &'a dyn StorageFile,
-    }
-
-    impl StorageFile for Reader<'_> {
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-            self.t.read_at(self.f, buf, offset)
+        let mut out = vec![0u8; n];
+        let mut got = 0;
+        while got < n {
+            match t
+                .read_at(f, &mut out[got..], at + got as u64)
+                .expect("read")
+            {
+                0 => break,
+                k => got += k,
+            }
         }
-        fn write_at(&self, _: &[u8], _: u64) -> io::Result<usize> {
-            Err(read_only_view())
-        }
-        fn sync_data(&self) -> io::Result<()> {
-            Err(read_only_view())
-        }
-        fn file_len(&self) -> io::Result<u64> {
-            Err(read_only_view())
-        }
-        fn set_len(&self, _: u64) -> io::Result<()> {
-            Err(read_only_view())
-        }
+        out.truncate(got);
+        out
     }
 
     #[test]
@@ -641,7 +616,7 @@ mod tests {
         let t = Tail::new(0);
         t.push(b"12345678", 0, &b);
         assert!(b.full_with(3));
-        t.reset(0, Some(&b));
+        t.reset(0, &b);
         assert_eq!(b.used(), 0);
         assert!(!Budget::new(0).enabled());
     }

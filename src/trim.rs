@@ -8,17 +8,17 @@
 //! key's writer mutex, so a checkpoint sees it whole), then to the files.
 //! A crash after the frame replays it; replay applies it idempotently.
 
-use crate::tail::CutFile;
 use std::sync::Arc;
 
 use crate::engine::Engine;
 use crate::entry_ref::{EntryRef, Record};
-use crate::error::{Result, WalError, io_at};
+use crate::error::{Result, WalError};
 use crate::format::journal::FrameBuf;
 use crate::iter::Records;
 use crate::keylog::KeyLog;
 use crate::retention::remove_segments;
 use crate::segment::{LastRecord, Segment};
+use crate::tail::CutFile;
 
 /// The key of `r` and the segment and position it resolves to.
 fn resolve(engine: &Engine, r: EntryRef) -> Result<(Arc<KeyLog>, Arc<Segment>, u64)> {
@@ -63,8 +63,7 @@ pub(crate) fn truncate_from(engine: &Engine, r: EntryRef) -> Result<()> {
     engine.journal.make_durable(engine, lsn)?;
     // No offset a reader may have seen is used again: appends go to a new
     // segment, whose sequence is higher than any removed one.
-    seg.cut_to(pos);
-    let cut_file = seg.tail.cut(pos, &engine.budget);
+    let cut_file = seg.cut_to(pos, &engine.budget);
     // The records before the cut that wait in the tail reach the file
     // before the key moves on to a new segment.
     let settled = match cut_file {
@@ -80,10 +79,7 @@ pub(crate) fn truncate_from(engine: &Engine, r: EntryRef) -> Result<()> {
     // The error is reported all the same.
     let cut = match cut_file {
         CutFile::No => Ok(()),
-        CutFile::Yes => engine.file(&seg).and_then(|file| {
-            file.set_len(pos)
-                .map_err(|e| io_at(&seg.path, "truncate", e))
-        }),
+        CutFile::Yes => engine.cut_file(&seg, pos),
     };
     removed?;
     settled?;

@@ -158,10 +158,7 @@ impl KeyLog {
             // were not published): the key goes on in this segment.
             return;
         }
-        let cut = engine
-            .file(seg)
-            .and_then(|f| f.set_len(pos).map_err(|e| io_at(&seg.path, "truncate", e)));
-        if let Err(err) = cut {
+        if let Err(err) = engine.cut_file(seg, pos) {
             w.poisoned = Some(PoisonCause::describing(&err));
         }
         // A reader may have seen the cut records: their offsets are never
