@@ -107,3 +107,18 @@ fn drain(pipe: Option<impl std::io::Read>) -> String {
     }
     s
 }
+
+/// `len` random bytes from a fixed xorshift seed: payloads that compression
+/// cannot shrink, the same in every run.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}

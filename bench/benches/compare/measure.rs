@@ -229,16 +229,7 @@ fn threaded<S: System>(s: &Scale, threads: usize, keys: usize) -> Res<Vec<f64>> 
 
 /// Random bytes (xorshift): entries LZ4 cannot shrink.
 fn random_pool(bytes: usize) -> Bytes {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut v = Vec::with_capacity(bytes + 8);
-    while v.len() < bytes {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(bytes);
-    Bytes::from(v)
+    Bytes::from(nano_wal_bench::random_bytes(bytes))
 }
 
 /// Each thread writes synced batches for its own groups until

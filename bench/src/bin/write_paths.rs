@@ -105,19 +105,6 @@ impl Pattern {
     }
 }
 
-fn random_pool(len: usize) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 /// Entries per second while timed, and including the final sync of the
 /// segment files (the same figure unless segments were left unsynced).
 fn run(dir: &Path, pattern: Pattern, pool: &[u8]) -> Res<(f64, f64)> {
@@ -205,7 +192,7 @@ fn main() -> Res<()> {
     let mut args = std::env::args().skip(1);
     let base = args.next();
     let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(3);
-    let pool = random_pool(1 << 20);
+    let pool = nano_wal_bench::random_bytes(1 << 20);
     println!(
         "{THREADS} threads × {BATCHES} synced batches of {GROUPS} groups × 10 × 1 KiB; \
          median of {runs} runs, entries/s"
