@@ -26,19 +26,36 @@ use crate::storage::{OpenMode, StorageFile, write_all_at};
 
 mod put;
 
-/// Encoded records for one key, waiting for their positions.
+/// A batch's encoded records, in input order, waiting for their
+/// positions. One buffer for the whole batch, whatever its keys.
 #[derive(Debug, Default)]
-pub(crate) struct Pending {
-    pub bytes: Vec<u8>,
+pub(crate) struct BatchRecords {
+    bytes: Vec<u8>,
     /// `(start in bytes, length)` of each record.
-    pub records: Vec<(usize, usize)>,
+    spans: Vec<(usize, usize)>,
 }
 
-impl Pending {
+impl BatchRecords {
+    /// Room for `records` records of `bytes` encoded bytes in all.
+    pub fn with_capacity(records: usize, bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(records),
+        }
+    }
+
     pub fn push(&mut self, record: Checked<'_>, timestamp_ms: u64) {
         let start = self.bytes.len();
         record.encode(&mut self.bytes, timestamp_ms);
-        self.records.push((start, self.bytes.len() - start));
+        self.spans.push((start, self.bytes.len() - start));
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
     }
 }
 
@@ -50,12 +67,23 @@ pub(crate) struct AppendedOne {
     pub lsn: u64,
 }
 
-/// Records placed in a key's segments and added to a journal frame, not yet
-/// written to the segments nor visible to readers ([`KeyLog::stage`]).
-#[derive(Debug, Default)]
+/// One key's records placed in its segments and added to a journal frame,
+/// not yet written to the segments nor visible to readers
+/// ([`KeyLog::stage`]): its runs, in the batch's [`Runs`].
+#[derive(Debug)]
 pub(crate) struct Staged {
-    pub refs: Vec<EntryRef>,
-    runs: Vec<Run>,
+    runs: std::ops::Range<usize>,
+    records: usize,
+}
+
+/// The runs of every key of one batch, in one list.
+#[derive(Debug, Default)]
+pub(crate) struct Runs(Vec<Run>);
+
+impl Runs {
+    fn of(&self, staged: &Staged) -> &[Run] {
+        &self.0[staged.runs.clone()]
+    }
 }
 
 /// Records for one segment, contiguous from `start`, whose bytes sit at
@@ -296,28 +324,30 @@ impl KeyLog {
         Some(table.remove(at))
     }
 
-    /// Place `pending`'s records at the end of the key's log, rotating as
-    /// needed, and add them (with any segment creations) to `frame`. Nothing
-    /// is written to the segments and nothing is visible yet:
-    /// [`KeyLog::write_staged`] writes them, and once the frame is in the
-    /// journal [`KeyLog::publish_staged`] shows them.
+    /// Place the records `picks` (indexes into `records`, in order) at the
+    /// end of the key's log, rotating as needed, and add them (with any
+    /// segment creations) to `frame`; their references go to `refs` at the
+    /// same indexes. Nothing is written to the segments and nothing is
+    /// visible yet: [`KeyLog::write_staged`] writes them, and once the frame
+    /// is in the journal [`KeyLog::publish_staged`] shows them.
+    #[expect(clippy::too_many_arguments, reason = "one batch's shared buffers")]
     pub fn stage(
         &self,
         w: &mut Writer,
         engine: &Engine,
-        pending: &mut Pending,
+        records: &mut BatchRecords,
+        picks: &[usize],
         now_ms: u64,
         frame: &mut FrameBuf,
+        runs: &mut Runs,
+        refs: &mut [EntryRef],
     ) -> Result<Staged> {
         w.check()?;
-        let mut staged = Staged {
-            refs: Vec::with_capacity(pending.records.len()),
-            runs: Vec::new(),
-        };
+        let first_run = runs.0.len();
         let mut i = 0;
-        while i < pending.records.len() {
+        while let Some(&first) = picks.get(i) {
             let seg = if i == 0 {
-                self.active_for(w, engine, now_ms, pending.records[0].1 as u64)?
+                self.active_for(w, engine, now_ms, records.spans[first].1 as u64)?
             } else {
                 // The previous run filled its segment.
                 if let Some(active) = w.active.clone() {
@@ -327,38 +357,45 @@ impl KeyLog {
             };
             w.journal_creations(self.key_hash, frame);
             let start = seg.end();
-            let mut pos = start;
-            let mut last = start;
+            let (mut pos, mut last, mut len) = (start, start, 0);
             let mut j = i;
-            while let Some(&(at, len)) = pending.records.get(j) {
-                let fits = pos + len as u64 <= engine.config.max_segment_bytes;
+            while let Some(&index) = picks.get(j) {
+                let (at, n) = records.spans[index];
+                let fits = pos + n as u64 <= engine.config.max_segment_bytes;
                 if j > i && !fits {
                     break;
                 }
-                record::seal(&mut pending.bytes[at..at + len], seg.binding(pos));
-                staged.refs.push(EntryRef {
+                record::seal(&mut records.bytes[at..at + n], seg.binding(pos));
+                refs[index] = EntryRef {
                     key_hash: self.key_hash,
                     sequence_number: seg.sequence,
                     offset: pos - seg.header_len,
-                });
+                };
                 last = pos;
-                pos += len as u64;
+                pos += n as u64;
+                len += n;
                 j += 1;
             }
-            let from = pending.records[i].0;
-            let to = pending.records.get(j).map_or(pending.bytes.len(), |r| r.0);
-            let frame_at = frame.push_records(self.key_hash, seg.sequence, start, to - from);
-            frame.vec_mut().extend_from_slice(&pending.bytes[from..to]);
-            staged.runs.push(Run {
+            let frame_at = frame.push_records(self.key_hash, seg.sequence, start, len);
+            for &index in &picks[i..j] {
+                let (at, n) = records.spans[index];
+                frame
+                    .vec_mut()
+                    .extend_from_slice(&records.bytes[at..at + n]);
+            }
+            runs.0.push(Run {
                 seg,
                 start,
-                len: to - from,
+                len,
                 frame_at,
                 last,
             });
             i = j;
         }
-        Ok(staged)
+        Ok(Staged {
+            runs: first_run..runs.0.len(),
+            records: picks.len(),
+        })
     }
 
     /// Write the staged records to their segments (one call per segment),
@@ -369,13 +406,14 @@ impl KeyLog {
         &self,
         w: &mut Writer,
         engine: &Engine,
-        staged: &Staged,
+        (staged, runs): (&Staged, &Runs),
         frame: &[u8],
     ) -> Result<()> {
-        for (i, run) in staged.runs.iter().enumerate() {
+        let runs = runs.of(staged);
+        for (i, run) in runs.iter().enumerate() {
             let bytes = &frame[run.frame_at..run.frame_at + run.len];
             if let Err(e) = self.put(w, engine, &run.seg, bytes, run.start) {
-                self.unwrite_staged(w, engine, &staged.runs[..i]);
+                self.unwrite_staged(w, engine, &runs[..i]);
                 return Err(e);
             }
         }
@@ -384,8 +422,8 @@ impl KeyLog {
 
     /// The frame of staged records that [`KeyLog::write_staged`] wrote did
     /// not reach the journal: cut their segments back.
-    pub fn unwrite(&self, w: &mut Writer, engine: &Engine, staged: &Staged) {
-        self.unwrite_staged(w, engine, &staged.runs);
+    pub fn unwrite(&self, w: &mut Writer, engine: &Engine, (staged, runs): (&Staged, &Runs)) {
+        self.unwrite_staged(w, engine, runs.of(staged));
     }
 
     fn unwrite_staged(&self, w: &mut Writer, engine: &Engine, runs: &[Run]) {
@@ -396,14 +434,15 @@ impl KeyLog {
 
     /// Their frame is in the journal: readers may now see the staged
     /// records (they are complete in their files).
-    pub fn publish_staged(&self, w: &mut Writer, staged: &Staged) {
+    pub fn publish_staged(&self, w: &mut Writer, (staged, runs): (&Staged, &Runs)) {
         w.frame_written();
-        for run in &staged.runs {
+        let runs = runs.of(staged);
+        for run in runs {
             run.seg.note_last_record(run.last);
             run.seg.publish(run.start + run.len as u64);
         }
-        let bytes: usize = staged.runs.iter().map(|r| r.len).sum();
-        w.appended.add(staged.refs.len() as u64, bytes as u64);
+        let bytes: usize = runs.iter().map(|r| r.len).sum();
+        w.appended.add(staged.records as u64, bytes as u64);
     }
 
     /// Append one record: the fast path of `append_entry`, which builds its

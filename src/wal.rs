@@ -1,27 +1,26 @@
 //! The `Wal` handle: thin public methods over the engine.
 
+mod batch;
 mod edit;
 mod shared;
 
-use std::collections::HashMap;
 use std::fmt::Display;
 use std::hash::Hash;
 use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
 use crate::engine::Engine;
 use crate::entry_ref::{EntryRef, Record, RecordView};
 use crate::error::{Result, WalError, io_at};
-use crate::format::journal::FrameBuf;
 use crate::iter::{Contents, Records, verify_unchecked};
 use crate::journal::checkpoint;
 use crate::journal::replay::JournalFiles;
 use crate::key::{key_hash, sanitize};
-use crate::keylog::{KeyLog, Pending, Staged, Writer};
+use crate::keylog::{KeyLog, Writer};
 use crate::metrics::{Count, Metrics};
 use crate::options::{WalBuilder, WalOptions};
 use crate::recovery::{self, RecoveryReport};
@@ -287,38 +286,6 @@ impl Wal {
         Ok(out)
     }
 
-    /// Write a batch, without waiting for durability: the references and
-    /// the journal position that makes them durable.
-    fn batch_written<K, I>(&self, entries: I) -> Result<(Vec<EntryRef>, u64)>
-    where
-        K: Hash + AsRef<[u8]> + Display,
-        I: IntoIterator<Item = (K, Option<Bytes>, Bytes)>,
-    {
-        let now = self.engine.config.clock.now_unix_ms();
-        let mut groups: Vec<(Arc<KeyLog>, Pending, Vec<usize>)> = Vec::new();
-        let mut by_hash: HashMap<u64, usize> = HashMap::new();
-        let mut count = 0;
-        for (i, (key, header, content)) in entries.into_iter().enumerate() {
-            let record = write_rules::check(key.as_ref(), header.as_deref(), &content)?;
-            let log = self.key_log_for(key.as_ref(), &key)?;
-            let g = *by_hash.entry(log.key_hash).or_insert_with(|| {
-                groups.push((log.clone(), Pending::default(), Vec::new()));
-                groups.len() - 1
-            });
-            let (_, pending, indexes) = &mut groups[g];
-            pending.push(record, now);
-            indexes.push(i);
-            count = i + 1;
-        }
-        if count == 0 {
-            return Ok((Vec::new(), 0));
-        }
-        let (out, lsn) = self.write_batch(groups, count, now)?;
-        self.engine.count(Count::Batches, 1);
-        self.engine.notifier.notify();
-        Ok((out, lsn))
-    }
-
     /// A batch written without waiting (the async front): its references
     /// and the journal position that makes it durable.
     #[cfg(feature = "tokio")]
@@ -360,62 +327,6 @@ impl Wal {
         self.engine.journal.make_durable(&self.engine, lsn)?;
         self.engine.count(Count::DurableRecords, records as u64);
         Ok(())
-    }
-
-    /// Write a batch's records, grouped by key, to their segments and then
-    /// as one journal frame; returns the references in input order and
-    /// the journal position to make durable.
-    fn write_batch(
-        &self,
-        mut groups: Vec<(Arc<KeyLog>, Pending, Vec<usize>)>,
-        count: usize,
-        now: u64,
-    ) -> Result<(Vec<EntryRef>, u64)> {
-        let engine = &*self.engine;
-        // Every key's writer is held until its records are published, taken
-        // in ascending key hash (the lock order `Engine` documents).
-        groups.sort_unstable_by_key(|g| g.0.key_hash);
-        let logs: Vec<Arc<KeyLog>> = groups.iter().map(|g| g.0.clone()).collect();
-        let mut writers: Vec<_> = logs.iter().map(|l| l.lock_writer()).collect();
-        let bytes: usize = groups.iter().map(|g| g.1.bytes.len()).sum();
-        let mut frame = FrameBuf::new_in(Vec::with_capacity(bytes + 64 * groups.len()));
-        let mut staged = Vec::with_capacity(groups.len());
-        let mut stage_all = || -> Result<()> {
-            for ((log, pending, _), w) in groups.iter_mut().zip(&mut writers) {
-                staged.push(log.stage(w, engine, pending, now, &mut frame)?);
-            }
-            engine.journal.check_frame_len(&frame)
-        };
-        let lsn = stage_all()
-            .and_then(|()| write_staged_all(engine, &logs, &mut writers, &staged, &mut frame));
-        let lsn = match lsn {
-            Ok(lsn) => lsn,
-            Err(e) => {
-                // The frame's segment creations go in a later frame.
-                for w in &mut writers {
-                    w.frame_failed();
-                }
-                return Err(e);
-            }
-        };
-        for ((log, w), st) in logs.iter().zip(&mut writers).zip(&staged) {
-            log.publish_staged(w, st);
-        }
-        drop(writers);
-        let mut out = vec![
-            EntryRef {
-                key_hash: 0,
-                sequence_number: 0,
-                offset: 0
-            };
-            count
-        ];
-        for ((_, _, indexes), st) in groups.iter().zip(&staged) {
-            for (&i, r) in indexes.iter().zip(&st.refs) {
-                out[i] = *r;
-            }
-        }
-        Ok((out, lsn))
     }
 
     fn locate(&self, r: EntryRef) -> Result<(Arc<Segment>, u64)> {
@@ -740,37 +651,4 @@ fn drop_files(engine: &Engine) {
 /// Release the directory's lock.
 fn unlock(lock: &Mutex<Option<Box<dyn LockGuard>>>) {
     drop(lock.lock().unwrap_or_else(PoisonError::into_inner).take());
-}
-
-/// Write a staged batch: every key's segments first, then the frame. A
-/// failure before the frame is in the journal cuts every key back, so no
-/// key keeps any of the batch. Returns the frame's journal position.
-fn write_staged_all(
-    engine: &Engine,
-    logs: &[Arc<KeyLog>],
-    writers: &mut [MutexGuard<'_, Writer>],
-    staged: &[Staged],
-    frame: &mut FrameBuf,
-) -> Result<u64> {
-    let mut written = 0;
-    let mut result = Ok(());
-    for ((log, w), st) in logs.iter().zip(writers.iter_mut()).zip(staged) {
-        result = log.write_staged(w, engine, st, frame.bytes());
-        if result.is_err() {
-            break;
-        }
-        written += 1;
-    }
-    let lsn = result.and_then(|()| engine.journal.append(engine, frame));
-    if lsn.is_err() {
-        for ((log, w), st) in logs
-            .iter()
-            .zip(writers.iter_mut())
-            .zip(staged)
-            .take(written)
-        {
-            log.unwrite(w, engine, st);
-        }
-    }
-    lsn
 }
