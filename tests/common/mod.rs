@@ -32,6 +32,9 @@ pub struct Faults {
     pub disk_full: AtomicBool,
     /// As `disk_full`, but only for files whose path contains this string.
     pub full_files: Mutex<Option<String>>,
+    /// Writes to files whose path contains this string fail with EIO
+    /// (nothing written) while set.
+    pub fail_writes_to: Mutex<Option<String>>,
     /// Removing a segment file (`.log`) fails with EIO while set.
     pub fail_segment_removal: AtomicBool,
     /// Once reads have asked for more bytes than this (if non-zero), every
@@ -46,6 +49,14 @@ impl Faults {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         stall.as_deref().is_some_and(|s| path.contains(s))
+    }
+
+    fn failing(&self, path: &str) -> bool {
+        let failing = self
+            .fail_writes_to
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        failing.as_deref().is_some_and(|s| path.contains(s))
     }
 
     fn full(&self, path: &str) -> bool {
@@ -102,6 +113,9 @@ impl StorageFile for FaultyFile {
         self.faults.writes.fetch_add(1, Ordering::SeqCst);
         while self.faults.stalled(&self.path) {
             std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if self.faults.failing(&self.path) {
+            return Err(io::Error::other("injected EIO on write"));
         }
         if self.faults.full(&self.path) {
             // A torn write: half the bytes land, then the disk is full.
