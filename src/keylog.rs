@@ -44,16 +44,25 @@ impl BatchRecords {
         }
     }
 
+    /// Encode `record` after the others (unsealed: [`KeyLog::stage`]
+    /// seals it once its place is known).
     pub fn push(&mut self, record: Checked<'_>, timestamp_ms: u64) {
         let start = self.bytes.len();
         record.encode(&mut self.bytes, timestamp_ms);
         self.spans.push((start, self.bytes.len() - start));
     }
 
+    /// How many records.
     pub fn len(&self) -> usize {
         self.spans.len()
     }
 
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Their encoded bytes in all.
     pub fn byte_len(&self) -> usize {
         self.bytes.len()
     }
@@ -65,6 +74,14 @@ pub(crate) struct AppendedOne {
     pub entry_ref: EntryRef,
     /// The journal position its durability waits for.
     pub lsn: u64,
+}
+
+/// Where [`KeyLog::stage`] puts what it places: the batch's frame, its
+/// list of runs, and the references in input order.
+pub(crate) struct StageOut<'a> {
+    pub frame: &'a mut FrameBuf,
+    pub runs: &'a mut Runs,
+    pub refs: &'a mut [EntryRef],
 }
 
 /// One key's records placed in its segments and added to a journal frame,
@@ -81,6 +98,13 @@ pub(crate) struct Staged {
 pub(crate) struct Runs(Vec<Run>);
 
 impl Runs {
+    /// Room for `runs` runs (one per key, unless a key's records fill a
+    /// segment).
+    pub fn with_capacity(runs: usize) -> Self {
+        Self(Vec::with_capacity(runs))
+    }
+
+    /// One key's runs.
     fn of(&self, staged: &Staged) -> &[Run] {
         &self.0[staged.runs.clone()]
     }
@@ -326,22 +350,18 @@ impl KeyLog {
 
     /// Place the records `picks` (indexes into `records`, in order) at the
     /// end of the key's log, rotating as needed, and add them (with any
-    /// segment creations) to `frame`; their references go to `refs` at the
-    /// same indexes. Nothing is written to the segments and nothing is
+    /// segment creations) to `out.frame` and their runs to `out.runs`;
+    /// their references go to `out.refs` at the same indexes. Nothing is written to the segments and nothing is
     /// visible yet: [`KeyLog::write_staged`] writes them, and once the frame
     /// is in the journal [`KeyLog::publish_staged`] shows them.
-    #[expect(clippy::too_many_arguments, reason = "one batch's shared buffers")]
     pub fn stage(
         &self,
-        w: &mut Writer,
-        engine: &Engine,
-        records: &mut BatchRecords,
-        picks: &[usize],
+        (w, engine): (&mut Writer, &Engine),
+        (records, picks): (&mut BatchRecords, &[usize]),
         now_ms: u64,
-        frame: &mut FrameBuf,
-        runs: &mut Runs,
-        refs: &mut [EntryRef],
+        out: StageOut<'_>,
     ) -> Result<Staged> {
+        let StageOut { frame, runs, refs } = out;
         w.check()?;
         let first_run = runs.0.len();
         let mut i = 0;

@@ -1,10 +1,10 @@
 //! `append_batch`'s write path: a batch's records grouped by key, placed
 //! in their segments, written as one journal frame and published.
 //!
-//! A batch costs a fixed number of allocations whatever its number of keys:
-//! the records are encoded into one buffer in input order, each key's
-//! records are picked out of it by index (a counting sort), and every key's
-//! runs share one list.
+//! A batch's records and runs take no allocation per key: the records are
+//! encoded into one buffer in input order, each key's records are picked
+//! out of it by index (a counting sort), and every key's runs share one
+//! list. (The key table, and a key's first record, still allocate.)
 
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -18,7 +18,7 @@ use crate::engine::Engine;
 use crate::entry_ref::EntryRef;
 use crate::error::Result;
 use crate::format::journal::FrameBuf;
-use crate::keylog::{BatchRecords, KeyLog, Runs, Staged, Writer};
+use crate::keylog::{BatchRecords, KeyLog, Runs, StageOut, Staged, Writer};
 use crate::metrics::Count;
 use crate::rules::write as write_rules;
 
@@ -31,16 +31,20 @@ struct Group {
 
 /// A checked, encoded batch, grouped by key.
 struct Plan {
+    /// Every record, encoded, in input order.
     records: BatchRecords,
+    /// One per key, in order of first appearance.
     groups: Vec<Group>,
     /// Record indexes, each key's together, in input order within a key.
     order: Vec<usize>,
 }
 
-/// Room reserved per record of a batch before they are encoded, and at most
-/// in all (a huge batch of tiny records does not reserve for large ones).
+/// Bytes reserved per record of a batch before they are encoded.
 const RESERVE_BYTES_PER_RECORD: usize = 128;
-const RESERVE_BYTES_MAX: usize = 4 << 20;
+/// At most this many records' worth is reserved from the iterator's size
+/// hint: a huge batch of tiny records does not reserve for large ones, and
+/// an endless iterator's hint (`repeat`) reserves nothing absurd.
+const RESERVE_RECORDS_MAX: usize = 32 * 1024;
 
 impl Wal {
     /// Write a batch, without waiting for durability: the references and
@@ -68,12 +72,8 @@ impl Wal {
         I: IntoIterator<Item = (K, Option<Bytes>, Bytes)>,
     {
         let entries = entries.into_iter();
-        let hint = entries.size_hint().0;
-        let mut records = BatchRecords::with_capacity(
-            hint,
-            hint.saturating_mul(RESERVE_BYTES_PER_RECORD)
-                .min(RESERVE_BYTES_MAX),
-        );
+        let hint = entries.size_hint().0.min(RESERVE_RECORDS_MAX);
+        let mut records = BatchRecords::with_capacity(hint, hint * RESERVE_BYTES_PER_RECORD);
         let mut group_of: Vec<usize> = Vec::with_capacity(hint);
         let mut groups: Vec<Group> = Vec::new();
         let mut by_hash: HashMap<u64, usize> = HashMap::new();
@@ -99,7 +99,7 @@ impl Wal {
             group_of.push(g);
             records.push(record, now);
         }
-        if records.len() == 0 {
+        if records.is_empty() {
             return Ok(None);
         }
         let mut next = 0;
@@ -128,8 +128,6 @@ fn write_plan(engine: &Engine, mut plan: Plan, now: u64) -> Result<(Vec<EntryRef
     // Every key's writer is held until its records are published, taken
     // in ascending key hash (the lock order `Engine` documents).
     plan.groups.sort_unstable_by_key(|g| g.log.key_hash);
-    let mut writers: Vec<MutexGuard<'_, Writer>> =
-        plan.groups.iter().map(|g| g.log.lock_writer()).collect();
     let mut out = vec![
         EntryRef {
             key_hash: 0,
@@ -141,22 +139,22 @@ fn write_plan(engine: &Engine, mut plan: Plan, now: u64) -> Result<(Vec<EntryRef
     let mut frame = FrameBuf::new_in(Vec::with_capacity(
         plan.records.byte_len() + 64 * plan.groups.len(),
     ));
-    let mut runs = Runs::default();
+    let mut runs = Runs::with_capacity(plan.groups.len());
     let mut staged = Vec::with_capacity(plan.groups.len());
+    let mut writers: Vec<MutexGuard<'_, Writer>> =
+        plan.groups.iter().map(|g| g.log.lock_writer()).collect();
     let mut stage_all = || -> Result<()> {
         for (g, w) in plan.groups.iter().zip(&mut writers) {
             let picks = &plan.order[g.first..g.first + g.count];
-            let st = g.log.stage(
-                w,
-                engine,
-                &mut plan.records,
-                picks,
-                now,
-                &mut frame,
-                &mut runs,
-                &mut out,
-            )?;
-            staged.push(st);
+            let into = StageOut {
+                frame: &mut frame,
+                runs: &mut runs,
+                refs: &mut out,
+            };
+            staged.push(
+                g.log
+                    .stage((w, engine), (&mut plan.records, picks), now, into)?,
+            );
         }
         engine.journal.check_frame_len(&frame)
     };
