@@ -138,12 +138,17 @@ fn group_syncs(dir: &Path, threads: usize) -> Res<f64> {
                 })
             })
             .collect();
-        for h in handles {
-            h.join().map_err(|_| "sync thread panicked")??;
-        }
-        Ok(())
+        join_all(handles)
     })?;
     Ok(per_s(threads * GROUP_SYNCS_PER_THREAD, start.elapsed()))
+}
+
+/// Wait for every thread; the first error or panic.
+fn join_all(handles: Vec<std::thread::ScopedJoinHandle<'_, Res<()>>>) -> Res<()> {
+    for h in handles {
+        h.join().map_err(|_| "sync thread panicked")??;
+    }
+    Ok(())
 }
 
 /// (ms to create and write the files, ms to sync them and the directory).
@@ -171,10 +176,7 @@ fn many_files(dir: &Path) -> Res<(f64, f64)> {
                 })
             })
             .collect();
-        for h in handles {
-            h.join().map_err(|_| "sync thread panicked")??;
-        }
-        Ok(())
+        join_all(handles)
     })?;
     File::open(dir.path())?.sync_all()?;
     Ok((created, start.elapsed().as_secs_f64() * 1e3))
