@@ -66,7 +66,7 @@ pub fn run<S: System>(w: &Workload, ctx: &Ctx<'_>) -> Res<Vec<f64>> {
             memory,
             fastest,
         } => measure_read::enumerate::<S>(ctx, size, memory, fastest),
-        Spec::Reopen { crashed } => measure_read::reopen::<S>(s, crashed),
+        Spec::Reopen { crashed, per_key } => measure_read::reopen::<S>(s, crashed, per_key),
         Spec::ManyKeys => measure_read::many_keys::<S>(s),
         Spec::MultiGroup {
             threads,

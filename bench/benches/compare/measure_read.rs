@@ -109,11 +109,11 @@ fn read_back<S: System>(
     Ok(out)
 }
 
-/// Write `Scale::reopen`, close (or, `crashed`, drop without closing),
-/// then time opening the directory again.
-pub fn reopen<S: System>(s: &Scale, crashed: bool) -> Res<Vec<f64>> {
+/// Write `Scale::reopen`'s keys × `per_key` records, close (or,
+/// `crashed`, drop without closing), then time opening the directory again.
+pub fn reopen<S: System>(s: &Scale, crashed: bool, per_key: usize) -> Res<Vec<f64>> {
     let dir = tempdir()?;
-    let (keys, per_key) = s.reopen;
+    let keys = s.reopen.0;
     let sys = S::open(dir.path(), &cfg(true))?;
     populate(&sys, keys, per_key, SMALL, false)?;
     if crashed {

@@ -88,11 +88,13 @@ pub enum Spec {
         /// With the system's fastest read-all call (`System::scan`).
         fastest: bool,
     },
-    /// Open a directory of `Scale::reopen` keys × records, closed cleanly
-    /// or (`crashed`) dropped without closing, as a crash leaves it.
+    /// Open a directory of `Scale::reopen` keys × `per_key` records,
+    /// closed cleanly or (`crashed`) dropped without closing, as a crash
+    /// leaves it.
     Reopen {
         /// Dropped without `close()`.
         crashed: bool,
+        per_key: usize,
     },
     /// One non-durable record for each of `Scale::many_keys` keys.
     ManyKeys,
@@ -234,11 +236,28 @@ pub fn all(s: &Scale) -> Vec<Workload> {
     let (keys, per_key) = s.reopen;
     out.push(Workload {
         name: format!("reopen {} × {per_key}", keys_name(keys)),
-        spec: Spec::Reopen { crashed: false },
+        spec: Spec::Reopen {
+            crashed: false,
+            per_key,
+        },
     });
     out.push(Workload {
         name: format!("reopen {} × {per_key} after a crash", keys_name(keys)),
-        spec: Spec::Reopen { crashed: true },
+        spec: Spec::Reopen {
+            crashed: true,
+            per_key,
+        },
+    });
+    let full = s.reopen_full_per_key;
+    out.push(Workload {
+        name: format!(
+            "reopen {} × {full} after a crash (a full journal)",
+            keys_name(keys)
+        ),
+        spec: Spec::Reopen {
+            crashed: true,
+            per_key: full,
+        },
     });
     out.push(Workload {
         name: format!("many keys: {} × 1 record", s.many_keys),
