@@ -144,6 +144,16 @@ impl FrameBuf {
         Self { bytes, ops: 0 }
     }
 
+    /// A frame around arbitrary payload bytes that claims `op_count`
+    /// operations (the fuzz targets' way to reach the operations' decoder
+    /// past the checksums).
+    pub fn with_raw_payload(payload: &[u8], op_count: u32) -> Self {
+        let mut frame = Self::new_in(Vec::with_capacity(FH_LEN + payload.len()));
+        frame.bytes.extend_from_slice(payload);
+        frame.ops = op_count;
+        frame
+    }
+
     fn id(&mut self, tag: u8, key_hash: u64, sequence: u64) {
         self.bytes.push(tag);
         self.bytes.extend_from_slice(&key_hash.to_le_bytes());
