@@ -26,6 +26,18 @@ pub fn segment_name(key: u8, sequence: u8) -> String {
     format!("x-{hash}-{:04}.log", u64::from(sequence) % 6 + 1)
 }
 
+/// A file name for a fuzz input's `kind` byte: 0xF0 and up name a journal
+/// file, 0xE0 to 0xEF a manifest (generations and sequences 1 to 3, so
+/// they meet), anything else a segment of key `kind % 4`.
+pub fn any_file_name(kind: u8, sequence: u8) -> String {
+    let n = u64::from(sequence) % 3 + 1;
+    match kind {
+        0xF0.. => format!("nano-wal.journal-{n:020}"),
+        0xE0..=0xEF => format!("nano-wal.manifest-{n:020}"),
+        _ => segment_name(kind % 4, sequence),
+    }
+}
+
 /// A disk holding `files` (name, bytes) in the WAL directory.
 pub fn disk_with(files: &[(String, Vec<u8>)]) -> SimDisk {
     let disk = SimDisk::new();

@@ -1,10 +1,13 @@
 //! Recovery over arbitrary directories (stable-Rust companion of the fuzz
-//! target `recover_directory`): random bytes named as segments, and real
-//! segments with bytes flipped, cut or overwritten. Opening in every mode,
+//! target `recover_directory`): random bytes named as segments, journal
+//! files and manifests, and real directories (segments, journal, manifest)
+//! with one file's bytes flipped, cut or overwritten. Opening in every mode,
 //! reading every record and appending must never panic, and every record a
 //! stream returns must read back the same by reference.
 
-use nano_wal_sim::arbitrary_dir::{disk_with, open_and_read_everything, segment_name, valid_files};
+use nano_wal_sim::arbitrary_dir::{
+    any_file_name, disk_with, open_and_read_everything, segment_name, valid_files,
+};
 use proptest::prelude::*;
 
 fn mutate(mut bytes: Vec<u8>, edits: &[(u16, u8, u8)]) -> Vec<u8> {
@@ -35,6 +38,15 @@ proptest! {
     ) {
         let files: Vec<(String, Vec<u8>)> =
             files.into_iter().map(|(k, s, b)| (segment_name(k, s), b)).collect();
+        open_and_read_everything(&disk_with(&files));
+    }
+
+    #[test]
+    fn arbitrary_files_named_as_journals_manifests_and_segments(
+        files in prop::collection::vec((any::<u8>(), 0u8..6, prop::collection::vec(any::<u8>(), 0..300)), 0..6)
+    ) {
+        let files: Vec<(String, Vec<u8>)> =
+            files.into_iter().map(|(k, s, b)| (any_file_name(k, s), b)).collect();
         open_and_read_everything(&disk_with(&files));
     }
 
