@@ -406,7 +406,13 @@ impl Engine {
         // below `target`: what is gone needs no sync (the cut is in the
         // journal, after the checkpoint's start).
         let target = target.min(seg.end());
-        let file = self.file(seg)?;
+        let file = match self.file(seg) {
+            // Removed since the caller looked (retention, `truncate_from`,
+            // `purge_before`): nothing of it needs to be durable, and its
+            // removal is in the journal.
+            Err(WalError::EntryNotFound(_)) if !self.still_listed(seg) => return Ok(()),
+            other => other?,
+        };
         // The records past the file's written end are in the segment's
         // tail: they reach the file first.
         seg.tail
@@ -488,6 +494,13 @@ impl Engine {
         self.file(seg)?
             .set_len(len)
             .map_err(|e| io_at(&seg.path, "truncate", e))
+    }
+
+    /// Whether `seg` is still in its key's segment table.
+    fn still_listed(&self, seg: &Arc<Segment>) -> bool {
+        self.key_log(seg.key_hash)
+            .and_then(|log| log.segment(seg.sequence))
+            .is_some_and(|s| Arc::ptr_eq(&s, seg))
     }
 
     /// An open handle to the segment's file, from the cache if possible.

@@ -237,6 +237,15 @@ impl<'a> Reader<'a> {
             let file_name = std::str::from_utf8(self.take(name_len)?)
                 .map_err(|_| "segment file name is not UTF-8".to_owned())?
                 .to_owned();
+            // Opening truncates and removes files by these names: each
+            // must be a plain name in the directory, of this very segment.
+            if file_name.contains(['/', '\\', '\0'])
+                || crate::key::parse_segment_file_name(&file_name) != Some((key_hash, sequence))
+            {
+                return Err(format!(
+                    "segment file name {file_name:?} is not key hash {key_hash}'s segment {sequence}"
+                ));
+            }
             segments.push(ManifestSegment {
                 sequence,
                 version,
@@ -310,6 +319,25 @@ mod tests {
     fn round_trips() {
         let m = sample();
         assert_eq!(decode(&encode(&m)), Ok(m));
+    }
+
+    #[test]
+    fn a_segment_name_outside_the_directory_or_of_another_segment_is_corrupt() {
+        for name in [
+            "../orders-77-0002.log",
+            "/tmp/orders-77-0002.log",
+            "a/orders-77-0002.log",
+            "orders-78-0002.log",
+            "orders-77-0003.log",
+            "orders-77-0002.txt",
+        ] {
+            let mut m = sample();
+            m.keys[0].segments[0].file_name = name.into();
+            assert!(
+                matches!(decode(&encode(&m)), Err(ManifestDefect::Corrupt(_))),
+                "{name} was accepted"
+            );
+        }
     }
 
     fn segment(sequence: u64) -> ManifestSegment {

@@ -141,7 +141,17 @@ fn run_locked(engine: &Engine, kind: Kind, _guard: std::sync::MutexGuard<'_, ()>
     let start = engine.journal.rotate(engine, kind == Kind::Clean)?;
     let leftovers_remain = remove_leftovers(engine);
     let (keys, segments) = snapshot(engine);
-    let durable = make_segments_durable(engine, &segments);
+    // IMPORTANT: the snapshot visits one key at a time, so a batch can land
+    // between two visits: in the later key's snapshot but not the earlier
+    // one's, its frame in the journal file the rotation started. That
+    // frame must be durable before the manifest is, or a power loss would
+    // keep the later key's records (in a synced segment) and lose the
+    // earlier key's (only in the frame): half a batch. One fdatasync of the
+    // journal covers every frame the snapshot saw.
+    let durable = engine
+        .journal
+        .sync_all(engine)
+        .and_then(|()| make_segments_durable(engine, &segments));
     if let Err(e) = durable {
         // A full disk stopped a tail's write: everything stays as it was
         // (the tail keeps its records, the journal files stay), to be

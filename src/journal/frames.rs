@@ -12,7 +12,7 @@ use crate::error::{Result, io_at};
 use crate::format::journal::{self as jf, FrameBinding, JH_LEN, Op};
 use crate::format::manifest::Manifest;
 use crate::format::segment_header;
-use crate::journal::read::{FrameReader, scan_rest};
+use crate::journal::read::{FrameReader, all_zero_from, scan_rest};
 use crate::journal::replay::{KeyState, SegState, State, open_rw};
 use crate::key::parse_segment_file_name;
 use crate::options::RecoveryMode;
@@ -191,11 +191,17 @@ impl<'a> Replayer<'a> {
                 ));
             }
             // A journal file's header is durable before any frame is
-            // written to it: a bad header in the newest file is a creation
-            // a crash cut short, holding nothing. Removed, so it never sits
-            // before the next file (its number is made again).
+            // written to it: a bad header in the newest file, with nothing
+            // but zeros after it, is a creation a crash cut short, holding
+            // nothing. Removed, so it never sits before the next file (its
+            // number is made again). Bytes after a bad header are frames
+            // whose header was durable once: damage, never removed.
             // Refused like any torn write under `AbsoluteConsistency`.
-            Err(_) if last && self.engine.config.recovery != RecoveryMode::AbsoluteConsistency => {
+            Err(_)
+                if last
+                    && self.engine.config.recovery != RecoveryMode::AbsoluteConsistency
+                    && all_zero_from(&*file, path, JH_LEN as u64, len)? =>
+            {
                 if !self.apply {
                     drop(file);
                     self.engine
@@ -337,6 +343,13 @@ impl<'a> Replayer<'a> {
                 position,
                 records,
             } => {
+                // A segment a later frame removes may be gone from the
+                // manifest already: a checkpoint snapshots after rotating,
+                // so a removal between the two leaves its records (in the
+                // new journal file) naming a segment the manifest omits.
+                if self.removed.contains(&(key_hash, sequence)) {
+                    return Ok(());
+                }
                 let seg = self
                     .st
                     .get_mut(&key_hash)
@@ -345,7 +358,10 @@ impl<'a> Replayer<'a> {
                         bad(format!("records for unknown segment {key_hash}/{sequence}"))
                     })?;
                 let len = records.len() as u64;
-                if position + len <= seg.end || self.removed.contains(&(key_hash, sequence)) {
+                let Some(records_end) = position.checked_add(len) else {
+                    return Err(bad(format!("records at {position} run past 2^64")));
+                };
+                if records_end <= seg.end {
                     return Ok(());
                 }
                 // A checkpoint snapshots each key after rotating the journal,

@@ -148,6 +148,31 @@ pub(crate) fn scan_rest(
     Ok(out)
 }
 
+/// Whether every byte of `file` from `pos` to `len` is zero (read in
+/// bounded chunks).
+pub(crate) fn all_zero_from(
+    file: &dyn StorageFile,
+    path: &std::path::Path,
+    pos: u64,
+    len: u64,
+) -> Result<bool> {
+    let mut buf = vec![
+        0u8;
+        usize::try_from(len.saturating_sub(pos))
+            .map_or(SCAN_CHUNK_BYTES, |n| n.min(SCAN_CHUNK_BYTES))
+    ];
+    let mut at = pos;
+    while at < len {
+        let n = usize::try_from(len - at).map_or(buf.len(), |n| n.min(buf.len()));
+        read_exact_at(file, &mut buf[..n], at).map_err(|e| io_at(path, "read", e))?;
+        if zero_run(&buf[..n]) < n {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
 /// How many bytes at the start of `bytes` are zero; whole blocks are
 /// tested at once, so long runs of zeros cost little.
 fn zero_run(bytes: &[u8]) -> usize {
