@@ -8,12 +8,9 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use common::held::{Gate, HeldStorage, Hold, key_in};
+use common::held::{Gate, HeldStorage, Hold, checkpoint_held_while, key_in};
 use nano_wal::Wal;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -46,28 +43,11 @@ fn a_checkpoint_skips_a_segment_purged_before_it_is_synced() -> TestResult {
         })
         .collect::<Result<_, _>>()?;
     assert!(refs[4].sequence_number > refs[0].sequence_number);
-    gate.armed.store(true, Ordering::SeqCst);
     // A large append makes a checkpoint due and runs it: it snapshots both
-    // keys, then waits in the held key's segment sync.
-    let (done_tx, done_rx) = mpsc::channel();
-    let checkpointing = {
-        let wal = wal.clone();
-        std::thread::spawn(move || {
-            let r = wal.append_entry("big", None, Bytes::from(vec![b'x'; 17_000]), false);
-            let _ = done_tx.send(());
-            r
-        })
-    };
-    gate.wait_held();
-    // The purged key's older segments (in the snapshot, not yet synced)
-    // are removed, files and all.
-    wal.purge_before(refs[4])?;
-    gate.release();
-    assert!(
-        done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
-        "the checkpoint never finished"
-    );
-    checkpointing.join().map_err(|_| "append panicked")??;
+    // keys, then waits in the held key's segment sync, while the purged
+    // key's older segments (in the snapshot, not yet synced) are removed,
+    // files and all.
+    checkpoint_held_while(&wal, &gate, 17_000, || wal.purge_before(refs[4]))?;
     assert_eq!(wal.metrics().checkpoint_failures, 0);
     // No writer is poisoned.
     wal.append_entry(purged.as_str(), None, Bytes::from("after"), true)?;

@@ -8,12 +8,9 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use bytes::Bytes;
-use common::held::{Gate, HeldStorage, Hold, key_in};
+use common::held::{Gate, HeldStorage, Hold, checkpoint_held_while, key_in};
 use nano_wal::Wal;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -40,27 +37,10 @@ fn a_checkpoint_finishes_when_a_truncation_cuts_a_segment_it_is_about_to_sync() 
     let refs: Vec<_> = (0..5)
         .map(|i| wal.append_entry(cut.as_str(), None, Bytes::from(format!("k{i}")), false))
         .collect::<Result<_, _>>()?;
-    gate.armed.store(true, Ordering::SeqCst);
     // A large append makes a checkpoint due and runs it: it snapshots both
-    // keys, then waits in the held key's segment sync.
-    let (done_tx, done_rx) = mpsc::channel();
-    let checkpointing = {
-        let wal = wal.clone();
-        std::thread::spawn(move || {
-            let r = wal.append_entry("big", None, Bytes::from(vec![b'x'; 5000]), false);
-            let _ = done_tx.send(());
-            r
-        })
-    };
-    gate.wait_held();
-    // The cut key's segment ends below the snapshot's end now.
-    wal.truncate_from(refs[2])?;
-    gate.release();
-    assert!(
-        done_rx.recv_timeout(Duration::from_secs(30)).is_ok(),
-        "the checkpoint never finished"
-    );
-    checkpointing.join().map_err(|_| "append panicked")??;
+    // keys, then waits in the held key's segment sync, while the cut key's
+    // segment is cut below the snapshot's end.
+    checkpoint_held_while(&wal, &gate, 5000, || wal.truncate_from(refs[2]))?;
     assert_eq!(wal.metrics().checkpoint_failures, 0);
     // A crash: the handle goes without its closing checkpoint.
     drop(Arc::try_unwrap(wal).map_err(|_| "handle still shared")?);

@@ -138,3 +138,41 @@ pub fn key_in(prefix: &str, range: std::ops::Range<u64>) -> Result<String, Strin
         .find(|k| range.contains(&nano_wal::key_hash(k.as_bytes())))
         .ok_or_else(|| format!("no {prefix} key in range"))
 }
+
+/// Arm `gate`, append `big_bytes` to key "big" on another thread (which
+/// makes a checkpoint due and, with background checkpoints off, runs it
+/// there), wait until the checkpoint is held, run `during`, release, and
+/// wait for the checkpoint's append to return (30 s at most).
+pub fn checkpoint_held_while(
+    wal: &Arc<nano_wal::Wal>,
+    gate: &Gate,
+    big_bytes: usize,
+    during: impl FnOnce() -> Result<(), nano_wal::WalError>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    gate.armed.store(true, Ordering::SeqCst);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let checkpointing = {
+        let wal = wal.clone();
+        std::thread::spawn(move || {
+            let r = wal.append_entry(
+                "big",
+                None,
+                bytes::Bytes::from(vec![b'x'; big_bytes]),
+                false,
+            );
+            let _ = done_tx.send(());
+            r
+        })
+    };
+    gate.wait_held();
+    let during = during();
+    gate.release();
+    if done_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .is_err()
+    {
+        return Err("the checkpoint never finished".into());
+    }
+    checkpointing.join().map_err(|_| "append panicked")??;
+    Ok(during?)
+}
