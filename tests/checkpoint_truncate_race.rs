@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::held::{Gate, HeldStorage, Hold, key_in};
+use common::held::{HeldStorage, Hold, key_in};
 use nano_wal::Wal;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -21,12 +21,7 @@ fn run(double_cut: bool, appends: bool) -> TestResult {
     let dir = tempfile::tempdir()?;
     let held = key_in("held", 0..u64::MAX / 4)?;
     let cut = key_in("cut", u64::MAX / 4 * 3..u64::MAX)?;
-    let gate = Arc::new(Gate::default());
-    let storage = Arc::new(HeldStorage {
-        gate: gate.clone(),
-        name: held.clone(),
-        hold: Hold::Writes,
-    });
+    let (gate, storage) = HeldStorage::holding(held.clone(), Hold::Writes);
     let wal = Arc::new(
         Wal::builder(dir.path())
             .storage(storage)

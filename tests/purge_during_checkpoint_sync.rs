@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::held::{Gate, HeldStorage, Hold, checkpoint_held_while, key_in};
+use common::held::{HeldStorage, Hold, checkpoint_held_while, key_in};
 use nano_wal::Wal;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -20,12 +20,7 @@ fn a_checkpoint_skips_a_segment_purged_before_it_is_synced() -> TestResult {
     let dir = tempfile::tempdir()?;
     let held = key_in("held", 0..u64::MAX / 4)?;
     let purged = key_in("purged", u64::MAX / 4 * 3..u64::MAX)?;
-    let gate = Arc::new(Gate::default());
-    let storage = Arc::new(HeldStorage {
-        gate: gate.clone(),
-        name: format!("{held}-"),
-        hold: Hold::Syncs,
-    });
+    let (gate, storage) = HeldStorage::holding(format!("{held}-"), Hold::Syncs);
     let wal = Arc::new(
         Wal::builder(dir.path())
             .storage(storage)

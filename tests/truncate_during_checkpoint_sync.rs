@@ -10,7 +10,7 @@ mod common;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use common::held::{Gate, HeldStorage, Hold, checkpoint_held_while, key_in};
+use common::held::{HeldStorage, Hold, checkpoint_held_while, key_in};
 use nano_wal::Wal;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -20,12 +20,7 @@ fn a_checkpoint_finishes_when_a_truncation_cuts_a_segment_it_is_about_to_sync() 
     let dir = tempfile::tempdir()?;
     let held = key_in("held", 0..u64::MAX / 4)?;
     let cut = key_in("cut", u64::MAX / 4 * 3..u64::MAX)?;
-    let gate = Arc::new(Gate::default());
-    let storage = Arc::new(HeldStorage {
-        gate: gate.clone(),
-        name: format!("{held}-"),
-        hold: Hold::Syncs,
-    });
+    let (gate, storage) = HeldStorage::holding(format!("{held}-"), Hold::Syncs);
     let wal = Arc::new(
         Wal::builder(dir.path())
             .storage(storage)

@@ -16,7 +16,7 @@ use crate::error::{Result, WalError, io_at};
 use crate::format::journal::{self as jf, FrameBinding, JH_LEN, JournalHeader};
 use crate::format::manifest::Manifest;
 use crate::journal::manifest_file_name;
-use crate::journal::read::{FrameReader, scan_rest};
+use crate::journal::read::{FrameReader, all_zero_from, scan_rest};
 use crate::journal::replay::newest_manifest;
 use crate::storage::{OpenMode, StorageFile, read_exact_at};
 
@@ -26,8 +26,6 @@ const LISTING_ATTEMPTS: usize = 8;
 /// Times a journal file's frames are read again when non-zero bytes follow
 /// them (a live writer may be writing the next frame).
 const FRAME_ATTEMPTS: usize = 3;
-/// Bytes read at a time when looking for non-zero bytes.
-const SCAN_CHUNK_BYTES: usize = 64 * 1024;
 
 /// The journal's state: [`Inspector::journal_state`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,25 +241,10 @@ fn read_journal_file(
             state.header_problem = Some(why);
             // Valid frames end before the header: any non-zero byte is
             // damage at 0 (a frame can verify only under a good header).
-            state.damage = any_non_zero(&*file, path, bytes)?.then_some(0);
+            state.damage = (!all_zero_from(&*file, path, 0, bytes)?).then_some(0);
         }
     }
     Ok(state)
-}
-
-/// Whether the first `len` bytes of the file hold a non-zero byte.
-fn any_non_zero(file: &dyn StorageFile, path: &Path, len: u64) -> Result<bool> {
-    let mut buf = vec![0u8; SCAN_CHUNK_BYTES];
-    let mut at = 0;
-    while at < len {
-        let n = usize::try_from((len - at).min(SCAN_CHUNK_BYTES as u64)).unwrap_or(0);
-        read_exact_at(file, &mut buf[..n], at).map_err(|e| io_at(path, "read", e))?;
-        if buf[..n].iter().any(|&b| b != 0) {
-            return Ok(true);
-        }
-        at += n as u64;
-    }
-    Ok(false)
 }
 
 /// The file's header if it verifies and names this file; else why not.

@@ -63,6 +63,20 @@ pub struct HeldStorage {
     pub hold: Hold,
 }
 
+impl HeldStorage {
+    /// A storage holding `hold` of the files named with `name`, and its
+    /// gate (not armed yet).
+    pub fn holding(name: impl Into<String>, hold: Hold) -> (Arc<Gate>, Arc<Self>) {
+        let gate = Arc::new(Gate::default());
+        let storage = Arc::new(Self {
+            gate: gate.clone(),
+            name: name.into(),
+            hold,
+        });
+        (gate, storage)
+    }
+}
+
 #[derive(Debug)]
 struct HeldFile {
     inner: Arc<dyn StorageFile>,

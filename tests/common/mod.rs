@@ -42,29 +42,25 @@ pub struct Faults {
     pub read_budget_bytes: AtomicU64,
 }
 
+/// Whether `slot` holds a string that `path` contains.
+fn names(slot: &Mutex<Option<String>>, path: &str) -> bool {
+    let slot = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    slot.as_deref().is_some_and(|s| path.contains(s))
+}
+
 impl Faults {
     fn stalled(&self, path: &str) -> bool {
-        let stall = self
-            .stall_writes_to
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        stall.as_deref().is_some_and(|s| path.contains(s))
+        names(&self.stall_writes_to, path)
     }
 
     fn failing(&self, path: &str) -> bool {
-        let failing = self
-            .fail_writes_to
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        failing.as_deref().is_some_and(|s| path.contains(s))
+        names(&self.fail_writes_to, path)
     }
 
     fn full(&self, path: &str) -> bool {
-        let full = self
-            .full_files
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        self.disk_full.load(Ordering::SeqCst) || full.as_deref().is_some_and(|s| path.contains(s))
+        self.disk_full.load(Ordering::SeqCst) || names(&self.full_files, path)
     }
 }
 
